@@ -1,0 +1,1 @@
+"""Analyzers: pure functions over arrays (float64) plus streaming versions over trajectory files."""

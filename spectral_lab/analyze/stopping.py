@@ -1,0 +1,569 @@
+"""Stopping rules that need no ground truth: each picks an iteration from recorded outputs.
+
+A rule is a function of frame streams (any iterable of arrays of one shape: a
+(T, *shape) array, an h5py dataset, a generator over file chunks) returning the chosen
+iteration (frame index, frame 0 = the untrained network). `RULES` maps names to rules;
+`stop_file` runs one over every run of a trajectory and scores the choice against the
+clean target, which the rules never see.
+
+Rules
+-----
+es_wmv
+    ES-WMV of Wang et al., "Early Stopping for Deep Image Prior" (TMLR 2023): the
+    windowed moving variance of the outputs, stopped by patience. Streaming, O(W * frame).
+sure
+    Stein's unbiased risk estimate (Jo, Chun, Choi, "Rethinking Deep Image Prior for
+    Denoising", ICCV 2021). Needs a per-iteration divergence estimate, which recorded
+    outputs alone cannot give: it must be supplied.
+pair_divergence
+    Experimental, ours: the first valley of the disagreement between two runs fitted to
+    the same observation; the output is the pair's average.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from spectral_lab.analyze.divergence import divergence
+from spectral_lab.analyze.psnr import (
+    default_data_range,
+    json_float,
+    psnr,
+    run_psnr_from_curve,
+    trajectory_context,
+)
+from spectral_lab.errors import AnalysisError
+
+__all__ = [
+    "RULES",
+    "es_wmv",
+    "wmv_variance",
+    "sure",
+    "sure_curve",
+    "sure_score",
+    "pair_divergence_rule",
+    "pair_disagreement",
+    "first_valley",
+    "stop_file",
+    "StopEntry",
+    "StopResult",
+]
+
+
+# --------------------------------------------------------------------------- ES-WMV
+
+
+def wmv_variance(frames: Iterable[np.ndarray], window: int) -> Iterator[tuple[int, float]]:
+    """Windowed moving variance of a frame stream.
+
+    VAR(t) = (1/W) sum_{w=0}^{W-1} ||x_{t-w} - m_t||^2 / n,  m_t = (1/W) sum_w x_{t-w},
+    n the number of elements of a frame: the mean squared deviation per element over the
+    last W frames (Wang et al. 2023 use the squared Frobenius norm without 1/n; the
+    argmin is the same, the per-element scale is comparable across image sizes).
+
+    Yields
+    ------
+    (t, VAR(t)) for every t >= W - 1, t the iteration of the window's newest frame.
+
+    Memory is one ring buffer of W frames (kept in the frames' dtype, at least float32)
+    and each step costs O(n): running sums of the deviations from a shift frame, which is
+    refreshed (and the sums recomputed) every W steps so that rounding cannot drift and
+    the subtraction in the variance works at the scale of the variance itself.
+    """
+    _check_int("window", window, minimum=2)
+    buffer = None
+    for t, frame in enumerate(frames):
+        x = np.asarray(frame)
+        if buffer is None:
+            shape = x.shape
+            buffer = np.empty((window, x.size), dtype=np.result_type(x.dtype, np.float32))
+            shift = x.astype(np.float64).ravel()
+            dev_sum = np.zeros(x.size)  # sum of (x - shift) over the window
+            dev_sq = np.zeros(window)  # ||x - shift||^2 per slot
+        elif x.shape != shape:
+            raise AnalysisError(f"frame {t} has shape {x.shape}, earlier frames {shape}")
+        slot = t % window
+        if t >= window:
+            dev_sum -= buffer[slot] - shift
+        buffer[slot] = x.ravel()
+        d = buffer[slot] - shift
+        dev_sum += d
+        dev_sq[slot] = d @ d
+        if slot == window - 1:  # refresh the shift to the newest frame, recompute the sums
+            shift = buffer[slot].astype(np.float64)
+            dev_sum[:] = 0.0
+            for i, row in enumerate(buffer):  # row by row: no (W, n) float64 temporary
+                d = row - shift
+                dev_sum += d
+                dev_sq[i] = d @ d
+        if t >= window - 1:
+            mean_dev = dev_sum / window
+            variance = (dev_sq.sum() / window - mean_dev @ mean_dev) / x.size
+            yield t, max(float(variance), 0.0)
+
+
+def es_wmv(frames: Iterable[np.ndarray], *, window: int = 100, patience: int = 1000) -> int:
+    """ES-WMV (Wang et al. 2023): the iteration of the lowest windowed moving variance.
+
+    The variance VAR(t) of the last `window` outputs (`wmv_variance`) is followed while
+    the stream is read; when `patience` iterations pass without a new minimum, reading
+    stops and the iteration of the minimum is returned. If the stream ends first, the
+    argmin of VAR over the whole stream is returned.
+
+    Convention: VAR(t) is attributed to the window's newest frame t, as in the authors'
+    reference code (it keeps the current output when the variance reaches a new minimum),
+    so the returned iteration is the end of the lowest-variance window. Patience counts
+    like theirs: stop at the first t with t - t_min >= patience.
+
+    Parameters
+    ----------
+    frames : iterable of arrays, all of one shape
+        Outputs in iteration order (frame i = iteration i).
+    window : int >= 2
+        W, frames per variance window (paper default 100).
+    patience : int >= 1
+        P, iterations without a new minimum before stopping (paper default 1000).
+
+    Returns
+    -------
+    int
+        The chosen iteration.
+
+    Raises
+    ------
+    AnalysisError
+        Fewer than `window` frames, or frames of different shapes.
+    """
+    _check_int("patience", patience, minimum=1)
+    best_t, best_var = None, np.inf
+    for t, variance in wmv_variance(frames, window):
+        if variance < best_var:
+            best_t, best_var = t, variance
+        elif best_t is not None and t - best_t >= patience:
+            break
+    if best_t is None:
+        raise AnalysisError(f"ES-WMV needs at least window={window} finite frames")
+    return best_t
+
+
+# --------------------------------------------------------------------------- SURE
+
+_SURE_NEEDS_DIVERGENCE = (
+    "SURE needs the per-iteration divergence estimate div_t = sum_i d f_t,i / d y_i of the "
+    "network map, which recorded outputs alone cannot give: estimate it while fitting (Monte "
+    "Carlo: b . (f(y + eps b) - f(y)) / eps with a random +-1 or Gaussian probe b) and pass it "
+    "as `divergence`, one value per recorded frame (spectral_lab.record does not store it yet)"
+)
+
+
+def sure_score(
+    residual_sq_mean: np.ndarray | float, divergence: np.ndarray | float, sigma: float, n: int
+) -> np.ndarray:
+    """Per-element SURE: ||y - f||^2 / n - sigma^2 + 2 sigma^2 div / n.
+
+    For y = x + white Gaussian noise of standard deviation sigma and a weakly
+    differentiable estimate f(y), its expectation is the per-element MSE E||f - x||^2 / n.
+
+    Parameters
+    ----------
+    residual_sq_mean : float or array (T,)
+        ||y - f_t||^2 / n, mean squared residual per element.
+    divergence : float or array (T,)
+        sum_i d f_i / d y_i (not divided by n).
+    sigma : float
+        Noise standard deviation, in the signal's units.
+    n : int
+        Elements per signal.
+    """
+    residual_sq_mean = np.asarray(residual_sq_mean, dtype=np.float64)
+    divergence = np.asarray(divergence, dtype=np.float64)
+    return residual_sq_mean - sigma**2 + 2.0 * sigma**2 * divergence / n
+
+
+def sure_curve(
+    frames: Iterable[np.ndarray],
+    observed: np.ndarray,
+    *,
+    sigma: float,
+    divergence: np.ndarray | Sequence[float] | None,
+) -> np.ndarray:
+    """SURE(t) for every frame of a stream (see `sure_score`), shape (T,), float64.
+
+    Raises
+    ------
+    AnalysisError
+        `divergence` missing (None), not one finite value per frame, sigma not > 0, or a
+        frame not of the observation's shape.
+    """
+    if divergence is None:
+        raise AnalysisError(_SURE_NEEDS_DIVERGENCE)
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise AnalysisError(f"sigma must be a positive finite number, got {sigma!r}")
+    divergence = np.asarray(divergence, dtype=np.float64)
+    if divergence.ndim != 1 or not np.all(np.isfinite(divergence)):
+        raise AnalysisError("divergence must be a 1D array of finite values, one per frame")
+    observed = np.asarray(observed, dtype=np.float64)
+    residuals = []
+    for t, frame in enumerate(frames):
+        frame = np.asarray(frame)
+        if frame.shape != observed.shape:
+            raise AnalysisError(f"frame {t} has shape {frame.shape}, observed {observed.shape}")
+        residuals.append(np.mean((frame.astype(np.float64) - observed) ** 2))
+    if len(residuals) != len(divergence):
+        raise AnalysisError(f"{len(residuals)} frames but {len(divergence)} divergence values")
+    return sure_score(np.array(residuals), divergence, sigma, observed.size)
+
+
+def sure(
+    frames: Iterable[np.ndarray],
+    observed: np.ndarray,
+    *,
+    sigma: float,
+    divergence: np.ndarray | Sequence[float] | None = None,
+) -> int:
+    """The iteration minimising SURE (Jo, Chun, Choi 2021), an unbiased estimate of the MSE.
+
+    SURE(t) = ||y - f_t||^2 / n - sigma^2 + 2 sigma^2 div_t / n, with y the observation
+    and f_t frame t. Valid for denoising (identity forward operator) with white Gaussian
+    noise of known standard deviation sigma, in the signal's units (e.g. 25/255 for
+    images in [0, 1] degraded by sigma = 25 on the 0..255 scale). Observations clipped
+    to [0, 1] after adding the noise (`spectral_lab.signals.add_white_noise`) break the
+    Gaussian model near 0 and 1, which biases SURE slightly.
+
+    Design: the divergence div_t of y -> f_t is the degrees-of-freedom term that keeps
+    SURE from favouring the frames that fit the noise; the recorded outputs hold no
+    information about it (it is a derivative with respect to y), and dropping it would
+    make SURE the data-fit loss, minimised by the last frame. So it is an input, one value
+    per recorded frame, estimated during fitting (Jo et al. use a Monte-Carlo estimate of
+    the network's divergence with respect to its input at the current weights). Without it
+    the rule raises instead of guessing.
+
+    Parameters
+    ----------
+    frames : iterable of arrays of the observation's shape
+    observed : array
+        y, the noisy observation that was fitted.
+    sigma : float
+        Noise standard deviation (> 0), signal units.
+    divergence : array (T,) or None
+        div_t per frame. None raises AnalysisError.
+
+    Returns
+    -------
+    int
+        argmin_t SURE(t) (first of ties).
+    """
+    return int(np.argmin(sure_curve(frames, observed, sigma=sigma, divergence=divergence)))
+
+
+# --------------------------------------------------------------------------- pair rule
+
+
+def pair_disagreement(
+    frames_a: Iterable[np.ndarray], frames_b: Iterable[np.ndarray]
+) -> Iterator[float]:
+    """epsilon(t) = sum of (a_t - b_t)^2 over all elements, for two streams read in lockstep.
+
+    The streaming form of `spectral_lab.analyze.divergence.divergence`, frame by frame
+    (float64). Stops at the end of the shorter stream.
+    """
+    for a, b in zip(frames_a, frames_b):
+        yield float(divergence(np.asarray(a)[np.newaxis], np.asarray(b)[np.newaxis])[0])
+
+
+def first_valley(values: Iterable[float], *, rise: float = 2.0, smooth: int = 1) -> int:
+    """Index of the first valley of a stream: a minimum confirmed by a rise on both sides.
+
+    A point is a valley when the (smoothed) stream fell to it by at least a factor `rise`
+    from the highest value before it, and then rose again to `rise` times it without
+    going lower first. This is the first dip that
+    `spectral_lab.analyze.divergence.convergence_points` would report with a prominence
+    of log10(rise) decades (rise = 2 is about its default 0.3), found while streaming:
+    the stream is read only until the confirming rise, memory O(smooth).
+
+    If no valley is confirmed, the minimum after the highest value is returned (the last
+    index when the values only fall, or only rise).
+
+    Parameters
+    ----------
+    values : iterable of float, >= 0
+    rise : float > 1
+        Hysteresis factor of the fall and the rise; smaller wiggles are ignored.
+    smooth : int >= 1
+        Trailing moving median over this many values (robust to single-iteration spikes);
+        a smoothed minimum is refined to the raw argmin inside its window.
+    """
+    if not (np.isfinite(rise) and rise > 1):
+        raise AnalysisError(f"rise must be a finite number > 1, got {rise!r}")
+    _check_int("smooth", smooth, minimum=1)
+    recent: collections.deque[float] = collections.deque(maxlen=smooth)
+    peak = valley = None
+    valley_t = -1
+    for t, value in enumerate(values):
+        recent.append(float(value))
+        if len(recent) < smooth:
+            continue
+        v = float(np.median(recent))
+        # `> valley` too, so that a stream stuck at 0 never confirms a valley.
+        if peak is not None and peak >= rise * valley and v >= rise * valley and v > valley:
+            return valley_t
+        if peak is None or v > peak:
+            peak = valley = v
+        elif v >= valley:
+            continue
+        valley = v
+        valley_t = t - smooth + 1 + int(np.argmin(recent))
+    if peak is None:
+        raise AnalysisError(f"first_valley needs at least smooth={smooth} values")
+    return valley_t
+
+
+def pair_divergence_rule(
+    frames_a: Iterable[np.ndarray],
+    frames_b: Iterable[np.ndarray],
+    *,
+    rise: float = 2.0,
+    smooth: int = 1,
+) -> int:
+    """EXPERIMENTAL. Stop two runs fitted to the same observation where they agree best.
+
+    epsilon(t) = sum (a_t - b_t)^2 (`pair_disagreement`) for two runs that differ only
+    in their seeds. The reasoning, to be tested on real trajectories, not established:
+    early, the runs differ by their random initialisations, and epsilon falls as both
+    fit the content that the observation pins down; when they start fitting the noise,
+    they do so at different iterations and frequencies, and epsilon rises again (late,
+    as both interpolate the same noisy observation, it falls towards 0 once more). The
+    stop is the valley between the first two phases: `first_valley` of epsilon. The
+    recommended output is the average of the two runs at that iteration, which halves
+    the variance of their run-specific (seed-dependent) errors; the noise both have
+    fitted is shared and does not average out.
+
+    Known failure: runs that fit the noise in step show no rise, and the rule then picks
+    the minimum after the highest epsilon, up to the last frame (overfitted).
+
+    Returns
+    -------
+    int
+        The chosen iteration.
+    """
+    return first_valley(pair_disagreement(frames_a, frames_b), rise=rise, smooth=smooth)
+
+
+RULES: dict[str, Callable[..., int]] = {
+    "es_wmv": es_wmv,
+    "sure": sure,
+    "pair_divergence": pair_divergence_rule,
+}
+_PAIRED_RULES = {"pair_divergence"}
+
+
+# --------------------------------------------------------------------------- files
+
+
+@dataclass(frozen=True)
+class StopEntry:
+    """One rule decision: a run (or a pair of runs) and how good the chosen output is.
+
+    ``psnr`` and ``best_psnr`` score the same output, the run's frame or, for a pair, the
+    average of its two frames, so ``gap = best_psnr - psnr >= 0`` is the loss in dB of
+    the rule against the oracle that knows the clean target.
+    """
+
+    runs: tuple[int, ...]
+    seeds: tuple[dict, ...]
+    iteration: int
+    psnr: float
+    run_psnr: tuple[float, ...]
+    best_psnr: float
+    best_iteration: int
+
+    @property
+    def gap(self) -> float:
+        return self.best_psnr - self.psnr
+
+    def to_json(self) -> dict:
+        return {
+            "runs": list(self.runs),
+            "seeds": [dict(s) for s in self.seeds],
+            "iteration": self.iteration,
+            "psnr": json_float(self.psnr),
+            "run_psnr": [json_float(p) for p in self.run_psnr],
+            "best_psnr": json_float(self.best_psnr),
+            "best_iteration": self.best_iteration,
+            "gap": json_float(self.gap),
+        }
+
+
+@dataclass(frozen=True)
+class StopResult:
+    """`stop_file` result: the rule, its scalar parameters and one `StopEntry` each."""
+
+    rule: str
+    params: dict
+    data_range: float
+    entries: tuple[StopEntry, ...]
+
+    def to_json(self) -> dict:
+        """JSON-serialisable dict; non-finite PSNRs (exact fits) are ``null``."""
+        return {
+            "rule": self.rule,
+            "params": dict(self.params),
+            "data_range": self.data_range,
+            "results": [e.to_json() for e in self.entries],
+        }
+
+
+def stop_file(
+    traj_or_path: Any,
+    rule: str,
+    *,
+    chunk: int | None = None,
+    data_range: float | None = None,
+    **params: Any,
+) -> StopResult:
+    """Run a stopping rule over every run of a trajectory and score its choices.
+
+    One pass over the file: each frame is read once, fed to the rule and scored against
+    the clean target (``traj.target``, for evaluation only; the rule sees outputs, and
+    for SURE the observation). After the rule has decided, the rest of the run is still
+    read to complete the oracle (best PSNR over all iterations).
+
+    Parameters
+    ----------
+    traj_or_path : str, os.PathLike or open trajectory
+    rule : str
+        A key of `RULES`.
+    chunk : int or None
+        Frames per read (``traj.iter_frames``); memory O(chunk * frame) plus the rule's.
+    data_range : float or None
+        PSNR range; None uses `spectral_lab.analyze.psnr.default_data_range`.
+    **params
+        Keyword arguments of the rule, e.g. ``window=100, patience=1000`` for es_wmv.
+        ``sure`` takes ``sigma`` in signal units (default: the file's
+        ``config["degrade"]["sigma"] / 255``, the convention of `spectral_lab.signals`)
+        and needs ``divergence``, indexable by run: ``divergence[r]`` is run r's array
+        (T,). ``pair_divergence`` takes ``rise``, ``smooth`` and ``pairs``, a list of
+        (run_a, run_b), by default (0, 1), (2, 3), ... (an odd last run is left out).
+
+    Returns
+    -------
+    StopResult
+        ``params`` keeps the scalar (JSON) parameters only; arrays such as the SURE
+        divergence are not copied into it.
+
+    Raises
+    ------
+    AnalysisError
+        Unknown rule, bad parameters, a pair rule on fewer than two runs, SURE on a file
+        whose recorded noise is not white.
+    """
+    if rule not in RULES:
+        raise AnalysisError(f"unknown stopping rule {rule!r}; known: {sorted(RULES)}")
+    json_params = {k: v for k, v in params.items() if isinstance(v, (bool, int, float, str))}
+    with trajectory_context(traj_or_path) as traj:
+        target = np.asarray(traj.target, dtype=np.float64)
+        if data_range is None:
+            data_range = default_data_range(traj.kind, target)
+        if rule in _PAIRED_RULES:
+            entries = _stop_pairs(traj, params, chunk, target, data_range)
+        else:
+            entries = [
+                _stop_run(traj, r, rule, params, chunk, target, data_range)
+                for r in range(traj.n_runs)
+            ]
+    return StopResult(rule, json_params, float(data_range), tuple(entries))
+
+
+def _stop_run(traj, r, rule, params, chunk, target, data_range) -> StopEntry:
+    curve: list[np.ndarray] = []
+
+    def scored_frames() -> Iterator[np.ndarray]:
+        for _, block in traj.iter_frames(r, chunk=chunk):
+            curve.append(psnr(block, target, data_range))
+            yield from block
+
+    frames = scored_frames()
+    kwargs = dict(params)
+    if rule == "sure":
+        _check_white_noise(traj)
+        if "sigma" not in kwargs:
+            kwargs["sigma"] = _recorded_sigma(traj)
+        per_run = kwargs.pop("divergence", None)
+        kwargs["divergence"] = None if per_run is None else per_run[r]
+        iteration = sure(frames, traj.observed, **kwargs)
+    else:
+        iteration = RULES[rule](frames, **kwargs)
+    for _ in frames:  # finish the oracle curve
+        pass
+    oracle = run_psnr_from_curve(r, traj.run_seeds(r), np.concatenate(curve))
+    chosen = float(oracle.psnr[iteration])
+    return StopEntry(
+        runs=(r,), seeds=(oracle.seeds,), iteration=iteration, psnr=chosen, run_psnr=(chosen,),
+        best_psnr=oracle.best_psnr, best_iteration=oracle.best_iteration,
+    )
+
+
+def _stop_pairs(traj, params, chunk, target, data_range) -> list[StopEntry]:
+    kwargs = dict(params)
+    pairs = kwargs.pop("pairs", None)
+    if pairs is None:
+        if traj.n_runs < 2:
+            raise AnalysisError("the pair rule needs at least two runs of the same observation")
+        pairs = [(a, a + 1) for a in range(0, traj.n_runs - 1, 2)]
+    entries = []
+    for a, b in pairs:
+        if not (0 <= a < traj.n_runs and 0 <= b < traj.n_runs and a != b):
+            raise AnalysisError(f"bad pair ({a}, {b}) for a file of {traj.n_runs} runs")
+        scores: list[np.ndarray] = []  # per iteration: psnr of a, of b, of their average
+
+        def disagreement() -> Iterator[float]:
+            frames_a = _frame_stream(traj, a, chunk)
+            frames_b = _frame_stream(traj, b, chunk)
+            for fa, fb in zip(frames_a, frames_b):
+                fa, fb = fa.astype(np.float64), fb.astype(np.float64)
+                scores.append(psnr(np.stack([fa, fb, 0.5 * (fa + fb)]), target, data_range))
+                yield from pair_disagreement([fa], [fb])
+
+        values = disagreement()
+        iteration = first_valley(values, **kwargs)
+        for _ in values:  # finish the oracle curve
+            pass
+        table = np.array(scores)
+        oracle = run_psnr_from_curve(a, {}, table[:, 2])  # the oracle of the average
+        entries.append(
+            StopEntry(
+                runs=(a, b), seeds=(dict(traj.run_seeds(a)), dict(traj.run_seeds(b))),
+                iteration=iteration, psnr=float(table[iteration, 2]),
+                run_psnr=(float(table[iteration, 0]), float(table[iteration, 1])),
+                best_psnr=oracle.best_psnr, best_iteration=oracle.best_iteration,
+            )
+        )
+    return entries
+
+
+def _frame_stream(traj, r, chunk) -> Iterator[np.ndarray]:
+    return itertools.chain.from_iterable(block for _, block in traj.iter_frames(r, chunk=chunk))
+
+
+def _recorded_sigma(traj) -> float:
+    """The file's noise level in signal units: config degrade.sigma is in 1/255 units."""
+    sigma = (traj.config.get("degrade") or {}).get("sigma")
+    if sigma is None:
+        raise AnalysisError("no degrade.sigma in the file's config: pass sigma (signal units)")
+    return float(sigma) / 255.0
+
+
+def _check_white_noise(traj) -> None:
+    noise = (traj.config.get("degrade") or {}).get("noise")
+    if noise is not None and noise != "white":
+        raise AnalysisError(f"SURE assumes white Gaussian noise; this file's noise is {noise!r}")
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise AnalysisError(f"{name} must be an integer >= {minimum}, got {value!r}")

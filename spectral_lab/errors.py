@@ -1,0 +1,29 @@
+"""Exception types. The CLI turns every `SpectralLabError` into one line and a nonzero exit."""
+
+
+class SpectralLabError(Exception):
+    """Base class of every error spectral_lab raises on purpose."""
+
+
+class ConfigError(SpectralLabError, ValueError):
+    """A parameter or combination of parameters is invalid."""
+
+
+class SignalError(SpectralLabError, ValueError):
+    """A signal or image cannot be made or read."""
+
+
+class TrajectoryError(SpectralLabError):
+    """A trajectory file is missing, unreadable, of another layout or of a newer version."""
+
+
+class AnalysisError(SpectralLabError, ValueError):
+    """An analysis cannot run on the given data (too few runs, wrong kind of signal, ...)."""
+
+
+class DivergenceError(SpectralLabError):
+    """The optimisation produced NaN or inf."""
+
+
+class WriteError(SpectralLabError):
+    """Writing the trajectory file failed (full disk, I/O error)."""

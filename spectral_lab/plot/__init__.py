@@ -1,0 +1,91 @@
+"""Figures: ``(results, ...) -> Figure``. Plots never recompute an analysis and never show().
+
+Every figure has labelled axes with units and a title saying what was run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["save", "se_curves", "amplitude_figure", "title_of"]
+
+
+def title_of(config: Mapping) -> str:
+    """One line saying what was run: model, signal, task, iterations, lr."""
+    s, m, f = config["signal"], config["model"], config["fit"]
+    if s["kind"] == "sines":
+        sig = "sines k=" + ",".join(str(k) for k in s["freqs"])
+    elif s["kind"] == "image":
+        sig = Path(s["image"]).stem if s.get("image") else "sample photo"
+    else:
+        sig = f"triangle {s['pattern_fraction']:.0%}"
+    opts = ",".join(f"{k}={v}" for k, v in m["options"].items())
+    task = config["task"] + (f" ({config['degrade']['noise']} σ={config['degrade']['sigma']:g})"
+                             if config["task"] == "denoise" else "")
+    return f"{m['name']}({opts}) on {sig}, {task}, lr={f['lr']:g}"
+
+
+def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Write the figure (folders created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def se_curves(ax, results: Sequence, delta: float, *, colors=None) -> None:
+    """SE(k) over iterations per frequency: median over runs, min-max band, δ line, and
+    each run's convergence iteration as a tick on the δ line."""
+    freqs = results[0].freqs
+    colors = colors or plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    t_len = min(len(r.se) for r in results)
+    it = np.arange(t_len)
+    for k, freq in enumerate(freqs):
+        se = np.stack([r.se[:t_len, k] for r in results])  # (R, T)
+        c = colors[k % len(colors)]
+        ax.plot(it, np.median(se, axis=0), color=c, label=f"k={freq:g}")
+        if len(results) > 1:
+            ax.fill_between(it, se.min(axis=0), se.max(axis=0), color=c, alpha=0.2, linewidth=0)
+        conv = [r.converged_at[k] for r in results if r.converged_at[k] is not None]
+        ax.plot(conv, [delta] * len(conv), "|", color=c, markersize=14, markeredgewidth=2)
+    ax.axhline(delta, color="k", linestyle=":", linewidth=1, label=f"δ={delta:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("SE(k) = (Ã_k − A_k)²")
+    ax.legend(fontsize=8)
+
+
+def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_at: Mapping[int, np.ndarray],
+                     *, delta: float, title: str) -> Figure:
+    """Paper Fig. 3: SE curves (all runs) and run 0's output when each frequency converged.
+
+    ``frames_at`` maps an iteration to run 0's frame at that iteration.
+    """
+    runs = [results[r] for r in sorted(results)]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    se_curves(axes[0], runs, delta)
+    axes[0].set_title(f"squared amplitude error, {len(runs)} run(s) (median, min–max)")
+    ax = axes[1]
+    t = np.arange(target.shape[-1]) / target.shape[-1]
+    ax.plot(t, target, color="k", linewidth=1.5, label="target")
+    first = runs[0]
+    for k, freq in enumerate(first.freqs):
+        it = first.converged_at[k]
+        if it is not None and it in frames_at:
+            ax.plot(t, frames_at[it], linewidth=1, label=f"run 0 at iteration {it} (k={freq:g} converged)")
+    ax.set_xlabel("t (signal length = 1)")
+    ax.set_ylabel("signal value")
+    ax.set_title("outputs when each frequency converged")
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,51 @@
+"""The trajectory file's public contract: names, version and checks. See docs/trajectory-format.md.
+
+This module holds only constants and pure checks; ``record`` is the only module that
+opens HDF5 files.
+"""
+
+from __future__ import annotations
+
+FORMAT_NAME = "spectral_lab.trajectory"
+FORMAT_VERSION = 1
+
+# root attributes
+ATTR_FORMAT = "format"
+ATTR_VERSION = "format_version"
+ATTR_LAB_VERSION = "spectral_lab_version"
+ATTR_TORCH_VERSION = "torch_version"
+ATTR_CREATED = "created"
+ATTR_GIT = "git_commit"
+ATTR_CONFIG = "config"
+ATTR_KIND = "kind"
+ATTR_SIGNAL_SHAPE = "signal_shape"
+ATTR_N_RUNS = "n_runs"
+ATTR_ITERATIONS = "iterations"
+ROOT_ATTRS = (ATTR_FORMAT, ATTR_VERSION, ATTR_LAB_VERSION, ATTR_TORCH_VERSION, ATTR_CREATED,
+              ATTR_CONFIG, ATTR_KIND, ATTR_SIGNAL_SHAPE, ATTR_N_RUNS, ATTR_ITERATIONS)
+
+# datasets
+TARGET = "target"
+OBSERVED = "observed"
+RUNS = "runs"
+OUTPUT = "output"
+LOSS = "loss"
+RUN_ATTRS = ("seed", "weight_seed", "input_seed")
+STATUS = "status"
+STATUS_STATE = "status/state"
+STATUS_FRAMES = "status/frames"
+STATUS_MESSAGE = "status/message"
+CHECKPOINT = "checkpoint"
+CHECKPOINT_SLOTS = ("checkpoint/slot0", "checkpoint/slot1")
+SLOT_BLOB = "blob"
+SLOT_META = "meta"  # int64 [iteration, nbytes, crc32]; iteration -1 = empty
+
+STATES = ("running", "complete", "interrupted", "diverged", "failed")
+RESUMABLE_STATES = ("running", "interrupted", "failed")
+MESSAGE_BYTES = 512
+
+KINDS = ("1d", "image")
+
+
+def run_group(r: int) -> str:
+    return f"{RUNS}/{r}"

@@ -1,0 +1,260 @@
+import json
+
+import numpy as np
+import pytest
+from test_psnr import FakeTrajectory
+
+from spectral_lab.analyze.psnr import psnr
+from spectral_lab.analyze.stopping import (
+    RULES,
+    es_wmv,
+    first_valley,
+    pair_disagreement,
+    pair_divergence_rule,
+    stop_file,
+    sure,
+    sure_curve,
+    sure_score,
+    wmv_variance,
+)
+from spectral_lab.errors import AnalysisError
+
+SHAPE = (3, 37, 31)
+
+
+def steps(n_frames):
+    return np.arange(n_frames).reshape(-1, 1, 1, 1)
+
+
+def denoising_like_run(seed=0, n_frames=300):
+    """Frames that converge to the clean image (slowing down), then fit noise (speeding up).
+
+    Returns the clean image and the frames; the PSNR optimum is near iteration 130.
+    """
+    rng = np.random.default_rng(seed)
+    clean = rng.uniform(size=SHAPE)
+    noise = 0.2 * rng.standard_normal(SHAPE)
+    t = steps(n_frames)
+    fitted_noise = np.clip((t - 120) / 150, 0, None) ** 2 * noise
+    frames = clean + np.exp(-t / 30) * (0.5 - clean) + fitted_noise
+    return clean, frames
+
+
+def paired_runs(seed=1, n_frames=300):
+    """Two runs of one noisy observation: seed-specific start decays, the same noise is
+    fitted at iterations ~150 and ~190. Returns the clean image and the two runs."""
+    rng = np.random.default_rng(seed)
+    clean = rng.uniform(size=SHAPE)
+    noise = 0.2 * rng.standard_normal(SHAPE)
+    t = steps(n_frames)
+
+    def run(start_pattern, noise_time):
+        fitted_noise = noise / (1 + np.exp(-(t - noise_time) / 15))
+        start = np.exp(-t / 25) * start_pattern
+        return clean + np.exp(-t / 20) * (0.5 - clean) + start + fitted_noise
+
+    pattern_a, pattern_b = 0.3 * rng.standard_normal((2, *SHAPE))
+    return clean, run(pattern_a, 150), run(pattern_b, 190)
+
+
+def counting(frames, seen):
+    for frame in frames:
+        seen.append(1)
+        yield frame
+
+
+# --- ES-WMV ----------------------------------------------------------------------------
+
+
+def test_wmv_variance_matches_the_direct_formula():
+    frames = np.random.default_rng(0).normal(size=(23, *SHAPE)).cumsum(axis=0)
+    window = 5
+    got = dict(wmv_variance(frames, window))
+    for t in range(window - 1, len(frames)):
+        w = frames[t - window + 1 : t + 1]
+        direct = np.mean((w - w.mean(axis=0)) ** 2)
+        assert got[t] == pytest.approx(direct, rel=1e-12)
+    assert sorted(got) == list(range(window - 1, len(frames)))
+
+
+def test_wmv_variance_of_a_still_stream_is_zero():
+    frames = np.full((9, *SHAPE), 0.3)
+    assert [v for _, v in wmv_variance(frames, 4)] == [0.0] * 6
+
+
+def test_es_wmv_stops_near_the_best_frame_of_a_denoising_like_run():
+    clean, frames = denoising_like_run()
+    best = int(np.argmax(psnr(frames, clean)))
+    assert abs(es_wmv(frames, window=20, patience=60) - best) <= 5
+
+
+def test_es_wmv_stops_reading_once_patience_runs_out():
+    clean, frames = denoising_like_run()
+    seen = []
+    chosen = es_wmv(counting(frames, seen), window=20, patience=60)
+    assert len(seen) == chosen + 60 + 1
+
+
+def test_es_wmv_without_running_out_of_patience_returns_the_argmin():
+    clean, frames = denoising_like_run()
+    variance = dict(wmv_variance(frames, 20))
+    assert es_wmv(frames, window=20, patience=10_000) == min(variance, key=variance.get)
+
+
+def test_es_wmv_on_fewer_frames_than_the_window_raises():
+    with pytest.raises(AnalysisError, match="window"):
+        es_wmv(np.zeros((4, *SHAPE)), window=5)
+
+
+def test_es_wmv_rejects_a_window_of_one():
+    with pytest.raises(AnalysisError, match="window"):
+        es_wmv(np.zeros((4, *SHAPE)), window=1)
+
+
+# --- SURE ------------------------------------------------------------------------------
+
+
+def test_sure_score_of_known_numbers():
+    assert sure_score(0.5, 10.0, 0.1, 100) == pytest.approx(0.5 - 0.01 + 2 * 0.01 * 10 / 100)
+
+
+def linear_smoother_case(n=100_000, sigma=0.1, seed=0):
+    """y = x + noise; frames a * y for shrinkage factors a, whose divergence is a * n."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=n)
+    y = x + sigma * rng.standard_normal(n)
+    factors = np.linspace(0.5, 1.0, 51)
+    return x, y, factors, factors[:, None] * y[None, :], factors * n
+
+
+def test_sure_of_a_linear_smoother_matches_its_mse():
+    x, y, factors, frames, divergence = linear_smoother_case()
+    mse = np.mean((frames - x) ** 2, axis=1)
+    sure_values = sure_curve(frames, y, sigma=0.1, divergence=divergence)
+    np.testing.assert_allclose(sure_values, mse, atol=1e-3)  # error ~ sigma / sqrt(n) ~ 3e-4
+
+
+def test_sure_picks_the_shrinkage_factor_of_near_minimal_mse():
+    x, y, factors, frames, divergence = linear_smoother_case()
+    mse = np.mean((frames - x) ** 2, axis=1)
+    chosen = sure(frames, y, sigma=0.1, divergence=divergence)
+    assert abs(chosen - np.argmin(mse)) <= 1
+
+
+def test_sure_without_divergence_raises_and_says_why():
+    x, y, factors, frames, divergence = linear_smoother_case(n=101)
+    with pytest.raises(AnalysisError, match="divergence"):
+        sure(frames, y, sigma=0.1)
+
+
+def test_sure_with_one_divergence_value_too_few_raises():
+    x, y, factors, frames, divergence = linear_smoother_case(n=101)
+    with pytest.raises(AnalysisError, match="frames"):
+        sure(frames, y, sigma=0.1, divergence=divergence[:-1])
+
+
+# --- pair rule -------------------------------------------------------------------------
+
+
+def test_pair_disagreement_is_the_summed_squared_difference():
+    a = np.zeros((2, *SHAPE))
+    b = a + np.array([0.1, 0.3]).reshape(-1, 1, 1, 1)
+    n = np.prod(SHAPE)
+    assert list(pair_disagreement(a, b)) == pytest.approx([0.01 * n, 0.09 * n])
+
+
+def test_pair_rule_stops_near_the_best_average_of_the_pair():
+    clean, a, b = paired_runs()
+    best = int(np.argmax(psnr((a + b) / 2, clean)))
+    assert abs(pair_divergence_rule(a, b) - best) <= 5
+
+
+def test_first_valley_ignores_wiggles_smaller_than_the_rise_factor():
+    values = [8, 4, 2, 2.5, 1, 1.5, 0.5, 0.9, 3, 9]
+    assert first_valley(values, rise=2.0) == 6
+
+
+def test_first_valley_with_a_median_ignores_a_one_iteration_spike():
+    values = [8, 4, 2, 1, 5, 1, 0.5, 0.4, 1, 3, 9]
+    assert (first_valley(values, smooth=1), first_valley(values, smooth=3)) == (3, 7)
+
+
+def test_first_valley_of_a_falling_stream_is_its_last_value():
+    assert first_valley([5, 4, 3, 2, 1], rise=2.0) == 4
+
+
+def test_first_valley_of_identical_runs_never_confirms():
+    assert first_valley([0.0] * 6, rise=2.0) == 0
+
+
+# --- registry and files ----------------------------------------------------------------
+
+
+def test_registry_holds_the_three_rules():
+    assert RULES == {"es_wmv": es_wmv, "sure": sure, "pair_divergence": pair_divergence_rule}
+
+
+def test_unknown_rule_raises():
+    clean, frames = denoising_like_run(n_frames=30)
+    with pytest.raises(AnalysisError, match="unknown stopping rule"):
+        stop_file(FakeTrajectory([frames], clean), "oracle")
+
+
+def test_stop_file_scores_the_rule_choice_against_the_oracle():
+    clean, frames = denoising_like_run()
+    traj = FakeTrajectory([frames, frames[::-1]], clean)
+    result = stop_file(traj, "es_wmv", chunk=7, window=20, patience=60)
+    entry = result.entries[0]
+    scores = psnr(frames.astype(np.float32), clean.astype(np.float32))
+    assert entry.iteration == es_wmv(frames.astype(np.float32), window=20, patience=60)
+    assert entry.psnr == pytest.approx(scores[entry.iteration])
+    assert entry.best_iteration == int(np.argmax(scores))
+    assert entry.best_psnr == pytest.approx(scores.max())
+    assert 0 <= entry.gap < 0.5
+    assert max(traj.blocks_read) == 7
+
+
+def test_stop_file_json_is_valid_and_keeps_scalar_params_only():
+    clean, frames = denoising_like_run(n_frames=60)
+    out = stop_file(FakeTrajectory([frames], clean), "es_wmv", window=20, patience=30).to_json()
+    json.dumps(out, allow_nan=False)
+    assert out["params"] == {"window": 20, "patience": 30}
+    assert set(out["results"][0]) == {
+        "runs", "seeds", "iteration", "psnr", "run_psnr", "best_psnr", "best_iteration", "gap"
+    }
+
+
+def test_stop_file_pairs_runs_and_scores_their_average():
+    clean, a, b = paired_runs()
+    out = stop_file(FakeTrajectory([a, b, a], clean), "pair_divergence", chunk=7).to_json()
+    (entry,) = out["results"]  # the odd third run is left out
+    assert entry["runs"] == [0, 1]
+    assert entry["iteration"] == pair_divergence_rule(a.astype(np.float32), b.astype(np.float32))
+    assert entry["psnr"] > max(entry["run_psnr"])  # averaging removes part of the error
+    assert 0 <= entry["gap"] < 0.5
+
+
+def test_pair_rule_on_a_single_run_raises():
+    clean, frames = denoising_like_run(n_frames=30)
+    with pytest.raises(AnalysisError, match="two runs"):
+        stop_file(FakeTrajectory([frames], clean), "pair_divergence")
+
+
+def test_stop_file_sure_takes_sigma_from_the_config_in_units_of_1_over_255():
+    x, y, factors, frames, divergence = linear_smoother_case(n=3 * 37 * 31)
+    shape = (len(frames), *SHAPE)
+    config = {"degrade": {"noise": "white", "sigma": 25.5}}
+    traj = FakeTrajectory(
+        [frames.reshape(shape)], x.reshape(SHAPE), observed=y.reshape(SHAPE), config=config
+    )
+    entry = stop_file(traj, "sure", divergence=[divergence]).entries[0]
+    observed32 = y.astype(np.float32).astype(np.float64)
+    expected = sure(frames.astype(np.float32), observed32, sigma=0.1, divergence=divergence)
+    assert entry.iteration == expected
+
+
+def test_stop_file_sure_on_low_frequency_noise_raises():
+    clean, frames = denoising_like_run(n_frames=30)
+    config = {"degrade": {"noise": "lowfreq", "sigma": 25.0}}
+    with pytest.raises(AnalysisError, match="white"):
+        stop_file(FakeTrajectory([frames], clean, config=config), "sure", divergence=[np.ones(30)])
