@@ -94,12 +94,173 @@ def _amp_args(p):
     p.add_argument("--delta", type=float, default=0.01, help="convergence threshold on SE(k) (default 0.01)")
 
 
+# --------------------------------------------------------------------------- divergence
+
+def _divergence(a):
+    from .analyze.divergence import divergence_file
+
+    return divergence_file(a.file, smooth=a.smooth, prominence=a.prominence, min_separation=a.min_separation)
+
+
+def analyze_divergence_cmd(a) -> int:
+    res = _divergence(a)
+    if a.json:
+        _dump({"file": str(a.file), **res.to_json()})
+        return 0
+    print(f"{a.file}: inter-run divergence ε(i) = Σ(T1(i) − T2(i))²; convergence points = dips of "
+          f"smoothed log ε (window {res.detector['smooth']}, prominence {res.detector['prominence']} decades)")
+    for pair, eps in res.pairs.items():
+        pts = res.points[pair]
+        print(f"  runs {pair[0]},{pair[1]} (differ in {res.differs(pair) or '?'}): ε(0)={eps[0]:.4g} "
+              f"max={eps.max():.4g} final={eps[-1]:.4g}; convergence at "
+              + (", ".join(f"{p} (ε={eps[p]:.3g})" for p in pts) if pts else "none detected"))
+    return 0
+
+
+def plot_divergence_cmd(a) -> int:
+    from . import plot
+    from .plot.images import divergence_figure
+    from .record import open_trajectory
+
+    res = _divergence(a)
+    pair = next(iter(res.pairs))
+    with open_trajectory(a.file) as t:
+        frames = {"target": t.target, "iteration 0": t.frames(pair[0])[0]}
+        for p in res.points[pair][:4]:
+            frames[f"iteration {p}"] = t.frames(pair[0])[p]
+        fig = divergence_figure(res, frames, title=plot.title_of(t.config))
+    print(f"wrote {plot.save(fig, a.output)}")
+    return 0
+
+
+def _div_args(p):
+    p.add_argument("file")
+    p.add_argument("--smooth", type=int, default=9, help="median window of the dip detector (iterations)")
+    p.add_argument("--prominence", type=float, default=0.3, help="minimum dip depth in decades of ε")
+    p.add_argument("--min-separation", type=int, default=None, help="minimum iterations between dips")
+
+
+# --------------------------------------------------------------------------- spectrum
+
+def _spectrum(a):
+    from .analyze.spectrum import spectrum_file
+
+    channel = int(a.channel) if a.channel.isdigit() else a.channel
+    return spectrum_file(a.file, n_bands=a.bands, threshold=a.threshold, reference=a.reference, channel=channel)
+
+
+def analyze_spectrum_cmd(a) -> int:
+    res = _spectrum(a)
+    if a.json:
+        _dump({"file": str(a.file), **res.to_json()})
+        return 0
+    edges = res.band_edges
+    print(f"{a.file}: band-power error against the {res.reference} ({res.channel}); time to fit = first "
+          f"iteration from which the relative error stays <= {res.threshold:g}")
+    print(f"{'band (cycles/px)':>18} " + " ".join(f"{'run ' + str(r):>8}" for r in range(len(res.errors))))
+    for b in range(len(edges) - 1):
+        cells = " ".join(f"{_fmt_it(times[b]):>8}" for times in res.time_to_fit)
+        print(f"{edges[b]:8.3f}–{edges[b + 1]:<8.3f} {cells}")
+    return 0
+
+
+def plot_spectrum_cmd(a) -> int:
+    from . import plot
+    from .plot.images import spectrum_figure
+    from .record import open_trajectory
+
+    res = _spectrum(a)
+    with open_trajectory(a.file) as t:
+        title = plot.title_of(t.config)
+    print(f"wrote {plot.save(spectrum_figure(res, run=a.run, title=title), a.output)}")
+    return 0
+
+
+def _spec_args(p):
+    p.add_argument("file")
+    p.add_argument("--bands", type=int, default=None, help="number of radial bands (default: min side / 4 + 1)")
+    p.add_argument("--threshold", type=float, default=0.1, help="relative error that counts as fitted")
+    p.add_argument("--reference", choices=("target", "observed"), default="target")
+    p.add_argument("--channel", default="luminance", help="luminance, all, or a channel index")
+    p.add_argument("--run", type=int, default=0, help="run shown in the heat map (plot only)")
+
+
+# --------------------------------------------------------------------------- psnr
+
+def analyze_psnr_cmd(a) -> int:
+    from .analyze.psnr import psnr_file
+
+    res = psnr_file(a.file)
+    if a.json:
+        _dump({"file": str(a.file), **res.to_json()})
+        return 0
+    print(f"{a.file}: PSNR against the clean target (data range {res.data_range:g}); "
+          f"observation {res.observed_psnr:.2f} dB")
+    for run in res.runs:
+        print(f"  run {run.run}: best {run.best_psnr:.2f} dB at iteration {run.best_iteration}, "
+              f"final {run.final_psnr:.2f} dB")
+    return 0
+
+
+def plot_psnr_cmd(a) -> int:
+    from . import plot
+    from .analyze.psnr import psnr_file
+    from .plot.images import psnr_figure
+    from .record import open_trajectory
+
+    res = psnr_file(a.file)
+    with open_trajectory(a.file) as t:
+        title = plot.title_of(t.config)
+    print(f"wrote {plot.save(psnr_figure(res, title=title), a.output)}")
+    return 0
+
+
+def _file_arg(p):
+    p.add_argument("file")
+
+
+# --------------------------------------------------------------------------- stopping rules
+
+def analyze_stop_cmd(a) -> int:
+    from .analyze.stopping import stop_file
+
+    params = {}
+    if a.rule == "es_wmv":
+        params = {"window": a.window, "patience": a.patience}
+    res = stop_file(a.file, a.rule, **params)
+    if a.json:
+        _dump({"file": str(a.file), **res.to_json()})
+        return 0
+    print(f"{a.file}: stopping rule {res.rule} {res.params}")
+    for e in res.entries:
+        print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} ({e.psnr:.2f} dB); oracle "
+              f"{e.best_psnr:.2f} dB at {e.best_iteration}; gap {e.gap:.2f} dB")
+    return 0
+
+
+def _stop_args(p):
+    from .analyze.stopping import RULES
+
+    p.add_argument("file")
+    p.add_argument("--rule", required=True, choices=sorted(RULES))
+    p.add_argument("--window", type=int, default=100, help="es_wmv: frames in the running variance")
+    p.add_argument("--patience", type=int, default=1000, help="es_wmv: iterations without a new minimum")
+
+
 # --------------------------------------------------------------------------- registry
 
-ANALYZE: dict[str, Callable] = {"amplitudes": analyze_amplitudes_cmd}
-PLOT: dict[str, Callable] = {"amplitudes": plot_amplitudes_cmd}
-_ARGS: dict[str, Callable] = {"amplitudes": _amp_args}
-_HELP = {"amplitudes": "per-frequency amplitude error SE(k) and convergence iterations (1D)"}
+ANALYZE: dict[str, Callable] = {"amplitudes": analyze_amplitudes_cmd, "divergence": analyze_divergence_cmd,
+                                "spectrum": analyze_spectrum_cmd, "psnr": analyze_psnr_cmd,
+                                "stop": analyze_stop_cmd}
+PLOT: dict[str, Callable] = {"amplitudes": plot_amplitudes_cmd, "divergence": plot_divergence_cmd,
+                             "spectrum": plot_spectrum_cmd, "psnr": plot_psnr_cmd}
+_ARGS: dict[str, Callable] = {"amplitudes": _amp_args, "divergence": _div_args, "spectrum": _spec_args,
+                              "psnr": _file_arg, "stop": _stop_args}
+_HELP = {"amplitudes": "per-frequency amplitude error SE(k) and convergence iterations (1D)",
+         "divergence": "inter-run divergence ε(i) for every pair of runs and its convergence points",
+         "spectrum": "radially averaged power-spectrum error per band over iterations (images)",
+         "psnr": "PSNR of every frame against the clean target, best iteration, observation's PSNR",
+         "stop": "ground-truth-free stopping rules and their gap to the oracle"}
 
 
 def add_analyze_parsers(sub) -> None:

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["save", "se_curves", "amplitude_figure", "title_of"]
+__all__ = ["save", "se_curves", "amplitude_figure", "title_of", "show_image"]
 
 
 def title_of(config: Mapping) -> str:
@@ -89,3 +89,16 @@ def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_a
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def show_image(ax, image: np.ndarray, title: str = "") -> None:
+    """Draw a ``(C, H, W)`` frame in [0, 1] (clipped) without axes."""
+    img = np.clip(np.asarray(image, dtype=np.float64), 0, 1)
+    if img.shape[0] == 1:
+        ax.imshow(img[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(np.moveaxis(img, 0, -1), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)

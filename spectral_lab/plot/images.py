@@ -1,0 +1,109 @@
+"""Figures of image trajectories: divergence (paper Fig. 1), spectra (Fig. 4), PSNR curves."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import show_image
+
+
+def divergence_figure(result, frames: Mapping[str, np.ndarray], *, title: str) -> Figure:
+    """Top: the named frames (target, iteration 0, outputs at convergence points);
+    bottom: ε(i) of every pair (log scale) with its detected convergence points."""
+    n = len(frames)
+    fig = plt.figure(figsize=(max(8, 2.2 * n), 6.5))
+    grid = fig.add_gridspec(2, n, height_ratios=[1, 1.2])
+    for j, (name, img) in enumerate(frames.items()):
+        ax = fig.add_subplot(grid[0, j])
+        if img.ndim == 1:
+            ax.plot(img)
+            ax.set_title(name, fontsize=9)
+        else:
+            show_image(ax, img, name)
+    ax = fig.add_subplot(grid[1, :])
+    for pair, eps in result.pairs.items():
+        label = f"runs {pair[0]},{pair[1]}"
+        differs = result.differs(pair)
+        if differs:
+            label += f" (differ in {differs})"
+        line, = ax.plot(np.arange(len(eps)), eps, linewidth=1, label=label)
+        pts = result.points[pair]
+        ax.plot(pts, eps[pts], "o", color=line.get_color(), markersize=6)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("ε(i) = Σ (T₁(i) − T₂(i))²")
+    ax.legend(fontsize=8)
+    ax.set_title("inter-run divergence; dots: detected convergence points", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def spectrum_heatmap(ax, errors: np.ndarray, band_edges: np.ndarray, *, vmin: float = 1e-3,
+                     vmax: float = 10.0, title: str = "") -> object:
+    """Relative band-power error, iteration (x) × frequency (y, cycles/pixel), log colour."""
+    from matplotlib.colors import LogNorm
+
+    err = np.clip(np.asarray(errors, dtype=np.float64), vmin, vmax)
+    centres = band_edges[1:]
+    im = ax.imshow(err.T, origin="lower", aspect="auto", norm=LogNorm(vmin=vmin, vmax=vmax),
+                   extent=(0, err.shape[0] - 1, 0, centres[-1]), cmap="magma", interpolation="nearest")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("radial frequency (cycles/pixel)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return im
+
+
+def spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
+    """Heat map of one run's band error (paper Fig. 4 a–b) and each band's time to fit."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [1.6, 1]})
+    im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges,
+                          title=f"run {run}: |P_out − P_{result.reference}| / P_{result.reference} per band")
+    fig.colorbar(im, ax=axes[0], label="relative error")
+    ax = axes[1]
+    edges = result.band_edges
+    for r, times in enumerate(result.time_to_fit):
+        t = [np.nan if v is None else v for v in times]
+        ax.plot(edges[1:], t, "o-", markersize=3, label=f"run {r}")
+    ax.set_xlabel("band upper edge (cycles/pixel)")
+    ax.set_ylabel(f"time to fit (error ≤ {result.threshold:g} from then on), iterations")
+    ax.set_title("per-band time to fit (missing = never)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def psnr_figure(result, *, title: str) -> Figure:
+    """PSNR of every run over iterations, the observation's PSNR, and each run's best."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for run in result.runs:
+        line, = ax.plot(np.arange(len(run.psnr)), run.psnr, linewidth=1, label=f"run {run.run}")
+        ax.plot([run.best_iteration], [run.best_psnr], "o", color=line.get_color())
+    if np.isfinite(result.observed_psnr):
+        ax.axhline(result.observed_psnr, color="k", linestyle=":", label=f"observation {result.observed_psnr:.2f} dB")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR against the clean target (dB)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def frames_grid(frames: Sequence[tuple[str, np.ndarray]], *, title: str, cols: int = 6) -> Figure:
+    """A grid of labelled frames (paper appendix D)."""
+    rows = -(-len(frames) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (name, img) in zip(axes.flat, frames):
+        ax.axis("on")
+        show_image(ax, img, name)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
