@@ -116,8 +116,11 @@ class _StopFlag:
                 raise KeyboardInterrupt
             self.signum = signum
 
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
+        self._previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        for s, h in getattr(self, "_previous", {}).items():
+            signal.signal(s, h)
 
 
 def cmd_record(a: argparse.Namespace) -> int:
@@ -125,13 +128,16 @@ def cmd_record(a: argparse.Namespace) -> int:
 
     stop = _StopFlag()
     stop.install()
-    if a.resume is not None:
-        result = runner.resume(a.resume, progress=not a.quiet, should_stop=stop)
-        out = Path(a.resume)
-    else:
-        cfg = build_config(a)
-        out = Path(a.out) if a.out else _default_out(cfg)
-        result = runner.record(cfg, out, overwrite=a.overwrite, progress=not a.quiet, should_stop=stop)
+    try:
+        if a.resume is not None:
+            result = runner.resume(a.resume, progress=not a.quiet, should_stop=stop)
+            out = Path(a.resume)
+        else:
+            cfg = build_config(a)
+            out = Path(a.out) if a.out else _default_out(cfg)
+            result = runner.record(cfg, out, overwrite=a.overwrite, progress=not a.quiet, should_stop=stop)
+    finally:
+        stop.restore()
     if result.status == "complete":
         print(f"wrote {out} ({result.frames} frames per run, {result.seconds:.1f} s)")
         return 0

@@ -65,9 +65,9 @@ def make_problem(cfg: RunConfig) -> Problem:
         kind = "image"
     if cfg.task == "denoise":
         d = cfg.degrade
-        observed = signals.degrade(clean, noise=d.noise, sigma=d.sigma, cutoff=d.cutoff, seed=d.seed)
-        if kind == "1d":
-            observed = observed.astype(np.float32)
+        # images live in [0, 1] and are clipped like a saved photograph; 1D signals are signed
+        observed = signals.degrade(clean, noise=d.noise, sigma=d.sigma, cutoff=d.cutoff, seed=d.seed,
+                                   clip=kind == "image")
     else:
         observed = clean
     return Problem(kind, np.asarray(clean, dtype=np.float32), np.asarray(observed, dtype=np.float32))

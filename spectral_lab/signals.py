@@ -566,6 +566,7 @@ def degrade(
     sigma: float = 25.0,
     cutoff: float = 0.05,
     seed: int = 0,
+    clip: bool = True,
 ) -> np.ndarray:
     """The observation of a clean signal: ``x`` plus the chosen noise, clipped to [0, 1].
 
@@ -574,20 +575,25 @@ def degrade(
     x : np.ndarray
         Clean signal, ``(N,)`` or ``(C, H, W)``.
     noise : {"white", "lowfreq", "none"}
-        ``"white"``: `add_white_noise`; ``"lowfreq"``: `add_lowfreq_noise`; ``"none"``: ``x``
+        ``"white"``: `white_noise`; ``"lowfreq"``: `lowfreq_noise`; ``"none"``: ``x``
         unchanged (not clipped).
     sigma, cutoff, seed
         Passed on; ``cutoff`` is used by ``"lowfreq"`` only, none are used by ``"none"``.
+    clip : bool
+        Clip to [0, 1] (images). Signed 1D signals pass ``clip=False``.
 
     Returns
     -------
     np.ndarray
         Shape of ``x``, float32.
     """
+    if noise not in NOISE_KINDS:
+        raise SignalError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_KINDS)}")
+    signal = _as_signal(x)
     if noise == "none":
-        return _as_signal(x).astype(np.float32)
+        return signal.astype(np.float32)
     if noise == "white":
-        return add_white_noise(x, sigma, seed=seed)
-    if noise == "lowfreq":
-        return add_lowfreq_noise(x, sigma, cutoff, seed=seed)
-    raise SignalError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_KINDS)}")
+        noisy = signal + white_noise(signal.shape, sigma, seed=seed)
+    else:
+        noisy = signal + lowfreq_noise(signal.shape, sigma, cutoff, seed=seed)
+    return (np.clip(noisy, 0.0, 1.0) if clip else noisy).astype(np.float32)

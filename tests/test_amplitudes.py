@@ -3,6 +3,8 @@ import json
 import numpy as np
 import pytest
 
+from _fakes import FakeTrajectory
+
 from spectral_lab.analyze.amplitudes import (
     amplitudes,
     analyze_amplitudes,
@@ -34,25 +36,10 @@ def stepped_run(t1, t2, *, k1=2, k2=9, n_frames=80):
     return analyze_amplitudes(frames, [k1, k2], target_amps=[1.0, 1.0])
 
 
-class FakeTrajectory:
-    """Same attributes and methods as a `spectral_lab.record` reader, backed by arrays."""
-
-    def __init__(self, runs, target, freqs, kind="1d"):
-        self.kind = kind
-        self.config = {"signal": {"kind": "sines", "freqs": freqs, "length": target.shape[-1]}}
-        self.target = target.astype(np.float32)
-        self.observed = self.target
-        self.signal_shape = target.shape
-        self.n_runs = len(runs)
-        self._runs = [r.astype(np.float32) for r in runs]
-
-    def n_frames(self, r):
-        return len(self._runs[r])
-
-    def iter_frames(self, r, chunk=None):
-        chunk = chunk or 16
-        for start in range(0, len(self._runs[r]), chunk):
-            yield start, self._runs[r][start : start + chunk]
+def sines_trajectory(runs, target, freqs, kind="1d"):
+    """A fake reader of a sines recording: the config names the frequencies."""
+    config = {"signal": {"kind": "sines", "freqs": freqs, "length": target.shape[-1]}}
+    return FakeTrajectory(runs, target, kind=kind, config=config)
 
 
 def noisy_fit(seed, target, n_frames=30):
@@ -179,16 +166,16 @@ def test_diverged_frames_become_json_null():
 def test_streaming_in_chunks_of_7_frames_equals_the_in_memory_result():
     target = sines([2, 9], [1, 1], [0, 0])
     runs = [noisy_fit(seed, target) for seed in (0, 1)]
-    traj = FakeTrajectory(runs, target, freqs=[2, 9])
+    traj = sines_trajectory(runs, target, freqs=[2, 9])
     streamed = analyze_amplitudes_file(traj, chunk=7, delta=0.05)
-    for r, frames in enumerate(traj._runs):
+    for r, frames in enumerate(traj.arrays):
         in_memory = analyze_amplitudes(frames, [2, 9], target=traj.target, delta=0.05)
         np.testing.assert_array_equal(streamed[r].se, in_memory.se)
         assert streamed[r].converged_at == in_memory.converged_at
 
 
 def test_image_trajectory_is_refused():
-    traj = FakeTrajectory([np.zeros((2, 3, 5, 7))], np.zeros((3, 5, 7)), freqs=[2], kind="image")
+    traj = sines_trajectory([np.zeros((2, 3, 5, 7))], np.zeros((3, 5, 7)), freqs=[2], kind="image")
     with pytest.raises(AnalysisError, match="needs a 1D trajectory"):
         analyze_amplitudes_file(traj)
 
@@ -196,7 +183,7 @@ def test_image_trajectory_is_refused():
 def test_streaming_refuses_a_frequency_out_of_range():
     target = sines([2], [1], [0])
     with pytest.raises(AnalysisError, match="outside"):
-        analyze_amplitudes_file(FakeTrajectory([np.zeros((3, N))], target, freqs=[2]), freqs=[2, 45])
+        analyze_amplitudes_file(sines_trajectory([np.zeros((3, N))], target, freqs=[2]), freqs=[2, 45])
 
 
 @pytest.mark.skip(reason="needs the trajectory writer of spectral_lab.record; the lead adds this test")

@@ -5,6 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from _fakes import FakeTrajectory
+
 from spectral_lab.analyze.divergence import (
     convergence_points,
     divergence,
@@ -30,42 +32,6 @@ def runs_with_divergence(eps_by_run, seed=0):
     return [base + np.asarray(c)[:, None, None, None] * direction for c in eps_by_run]
 
 
-class FakeTrajectory:
-    """Same attributes and methods as a `spectral_lab.record` reader, backed by float32 arrays."""
-
-    def __init__(self, runs, seeds):
-        self.kind = "image"
-        self.config = {}
-        self.signal_shape = runs[0].shape[1:]
-        self.target = np.zeros(self.signal_shape, dtype=np.float32)
-        self.observed = self.target
-        self.n_runs = len(runs)
-        self._runs = [r.astype(np.float32) for r in runs]
-        self._seeds = seeds
-        self.frames_read = 0
-
-    def run_seeds(self, r):
-        return self._seeds[r]
-
-    def n_frames(self, r):
-        return len(self._runs[r])
-
-    def frames(self, r):
-        return _CountingFrames(self, self._runs[r])
-
-
-class _CountingFrames:
-    """Slicing like an h5py dataset; remembers the largest block read."""
-
-    def __init__(self, owner, frames):
-        self._owner, self._frames = owner, frames
-
-    def __getitem__(self, index):
-        block = self._frames[index]
-        self._owner.frames_read = max(self._owner.frames_read, len(block))
-        return block
-
-
 SEEDS = [
     {"seed": 0, "weight_seed": 1, "input_seed": 1},
     {"seed": 1, "weight_seed": 2, "input_seed": 1},
@@ -75,7 +41,7 @@ SEEDS = [
 
 def three_run_trajectory():
     offsets = [np.zeros(ITERATIONS.size), np.sqrt(10**LOG_EPS), 2 * np.sqrt(10**LOG_EPS)]
-    return FakeTrajectory(runs_with_divergence(offsets), SEEDS)
+    return FakeTrajectory(runs_with_divergence(offsets), seeds=SEEDS)
 
 
 # --- epsilon ---------------------------------------------------------------------------
@@ -209,14 +175,14 @@ def test_pair_naming_a_missing_run_is_refused():
 
 
 def test_file_with_one_run_is_refused():
-    traj = FakeTrajectory([np.zeros((5, *SHAPE))], SEEDS[:1])
+    traj = FakeTrajectory([np.zeros((5, *SHAPE))], seeds=SEEDS[:1])
     with pytest.raises(AnalysisError, match="divergence needs at least two runs; this file has 1"):
         divergence_file(traj)
 
 
 def test_killed_run_shortens_every_curve_to_the_common_iterations():
     runs = [np.zeros((9, *SHAPE)), np.ones((6, *SHAPE))]
-    result = divergence_file(FakeTrajectory(runs, SEEDS[:2]), chunk=4)
+    result = divergence_file(FakeTrajectory(runs, seeds=SEEDS[:2]), chunk=4)
     np.testing.assert_array_equal(result.pairs[(0, 1)], np.full(6, 3 * 37 * 31))
 
 

@@ -5,41 +5,12 @@ import types
 
 import numpy as np
 import pytest
+from _fakes import FakeTrajectory
 
 from spectral_lab.analyze.psnr import psnr, psnr_file
 from spectral_lab.errors import AnalysisError
 
 SHAPE = (3, 37, 31)
-
-
-class FakeTrajectory:
-    """The documented reader API of `spectral_lab.record`, backed by arrays."""
-
-    def __init__(self, runs, target, observed=None, kind="image", config=None):
-        self.kind = kind
-        self.config = config if config is not None else {"task": "denoise"}
-        self.target = np.asarray(target, dtype=np.float32)
-        self.observed = self.target if observed is None else np.asarray(observed, dtype=np.float32)
-        self.signal_shape = self.target.shape
-        self.n_runs = len(runs)
-        self._runs = [np.asarray(r, dtype=np.float32) for r in runs]
-        self.blocks_read = []  # sizes of the blocks handed out, to check streaming
-
-    def run_seeds(self, r):
-        return {"seed": r, "weight_seed": 100 + r, "input_seed": 200 + r}
-
-    def n_frames(self, r):
-        return len(self._runs[r])
-
-    def frames(self, r):
-        return self._runs[r]
-
-    def iter_frames(self, r, chunk=None):
-        chunk = chunk or 16
-        for start in range(0, len(self._runs[r]), chunk):
-            block = self._runs[r][start : start + chunk]
-            self.blocks_read.append(len(block))
-            yield start, block
 
 
 def fitting_runs(target, n_runs=2, n_frames=23, seed=0):

@@ -6,6 +6,8 @@ import math
 import numpy as np
 import pytest
 
+from _fakes import FakeTrajectory
+
 from spectral_lab.analyze.spectrum import (
     band_fit_times,
     band_power,
@@ -31,30 +33,6 @@ def low_pass_trajectory(target, n_bands=N_BANDS):
     band_index, _ = radial_bands(target.shape[-2:], n_bands)
     spectrum = np.fft.fft2(target)
     return np.stack([np.fft.ifft2(spectrum * (band_index < t)).real for t in range(n_bands + 2)])
-
-
-class FakeTrajectory:
-    """Same attributes and methods as a `spectral_lab.record` reader, backed by float32 arrays."""
-
-    def __init__(self, runs, target, observed, kind="image"):
-        self.kind = kind
-        self.config = {}
-        self.signal_shape = target.shape
-        self.target = target.astype(np.float32)
-        self.observed = observed.astype(np.float32)
-        self.n_runs = len(runs)
-        self._runs = [r.astype(np.float32) for r in runs]
-
-    def run_seeds(self, r):
-        return {"seed": r, "weight_seed": r, "input_seed": 0}
-
-    def n_frames(self, r):
-        return len(self._runs[r])
-
-    def iter_frames(self, r, chunk=None):
-        chunk = chunk or 16
-        for start in range(0, len(self._runs[r]), chunk):
-            yield start, self._runs[r][start : start + chunk]
 
 
 # --- power spectrum and bands ----------------------------------------------------------
@@ -181,9 +159,9 @@ def test_streamed_file_equals_in_memory_in_chunks_of_seven():
     target = random_image(0)
     observed = target + 0.1 * np.random.default_rng(5).normal(size=SHAPE)
     runs = [low_pass_trajectory(target), np.random.default_rng(3).uniform(size=(9, *SHAPE))]
-    traj = FakeTrajectory(runs, target, observed)
+    traj = FakeTrajectory(runs, target, observed=observed)
     result = spectrum_file(traj, n_bands=N_BANDS, reference="observed", channel="all", chunk=7)
-    for run, frames in enumerate(traj._runs):
+    for run, frames in enumerate(traj.arrays):
         expected = spectrum_error(frames, traj.observed, N_BANDS, channel="all")
         np.testing.assert_array_equal(result.errors[run], expected)
         assert result.time_to_fit[run] == band_fit_times(expected, 0.1)
@@ -192,7 +170,8 @@ def test_streamed_file_equals_in_memory_in_chunks_of_seven():
 def test_json_holds_edges_errors_and_null_for_never_fitted_bands():
     target = random_image(0)
     runs = [low_pass_trajectory(target)[:3]]  # bands 2.. never fit
-    document = spectrum_file(FakeTrajectory(runs, target, target), n_bands=N_BANDS, chunk=7).to_json()
+    traj = FakeTrajectory(runs, target, observed=target)
+    document = spectrum_file(traj, n_bands=N_BANDS, chunk=7).to_json()
     json.dumps(document, allow_nan=False)
     assert document["reference"] == "target" and len(document["band_edges"]) == N_BANDS + 1
     assert np.shape(document["error"]) == (1, 3, N_BANDS)
@@ -201,6 +180,6 @@ def test_json_holds_edges_errors_and_null_for_never_fitted_bands():
 
 def test_one_dimensional_file_is_refused():
     signal = np.zeros(61)
-    traj = FakeTrajectory([np.zeros((4, 61))], signal, signal, kind="1d")
+    traj = FakeTrajectory([np.zeros((4, 61))], signal, observed=signal, kind="1d")
     with pytest.raises(AnalysisError, match="needs image trajectories; this file holds a 1D signal"):
         spectrum_file(traj)

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from test_psnr import FakeTrajectory
+from _fakes import FakeTrajectory
 
 from spectral_lab.analyze.psnr import psnr
 from spectral_lab.analyze.stopping import (

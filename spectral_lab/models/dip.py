@@ -92,10 +92,11 @@ class DipNet(RunNet):
         self.runs, self.in_channels, self.out_channels = runs, in_channels, signal_shape[0]
         self.spatial, self.ndim = tuple(signal_shape[1:]), len(signal_shape) - 1
         multiple = stride ** levels
-        bad = [n for n in self.spatial if n % multiple]
+        bad = [n for n in self.spatial if n % multiple or n < 2 * multiple]
         if bad:
             raise ValueError(f"dip with {levels} levels of stride {stride} needs sides that are multiples "
-                             f"of {multiple}; got {self.spatial} (crop the signal or use fewer levels)")
+                             f"of {multiple} and at least {2 * multiple} (its deepest level must keep 2 "
+                             f"samples); got {self.spatial} (use a larger signal or fewer levels)")
         down, up, skip = (_per_level(v, levels, n) for v, n in ((down, "down"), (up, "up"), (skip, "skip")))
         inner = None
         for i in reversed(range(levels)):
