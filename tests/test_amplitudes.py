@@ -186,9 +186,19 @@ def test_streaming_refuses_a_frequency_out_of_range():
         analyze_amplitudes_file(sines_trajectory([np.zeros((3, N))], target, freqs=[2]), freqs=[2, 45])
 
 
-@pytest.mark.skip(reason="needs the trajectory writer of spectral_lab.record; the lead adds this test")
-def test_streaming_over_a_real_file_equals_the_in_memory_result():
-    pass
+def test_streaming_over_a_real_file_equals_the_in_memory_result(tiny_config, tmp_path):
+    from spectral_lab.record import open_trajectory
+    from spectral_lab.runner import record
+
+    path = tmp_path / "t.h5"
+    record(tiny_config, path, progress=False)
+    with open_trajectory(path) as traj:
+        streamed = analyze_amplitudes_file(traj, chunk=7)
+        for r in range(traj.n_runs):
+            frames = traj.frames(r)[: traj.n_frames(r)]
+            direct = analyze_amplitudes(frames, [2, 5], target=traj.target)
+            assert np.array_equal(streamed[r].amplitudes, direct.amplitudes)
+            assert streamed[r].converged_at == direct.converged_at
 
 
 # --- across runs ----------------------------------------------------------------------
