@@ -23,6 +23,7 @@ from experiments._common import REPO
 from spectral_lab import signals
 from spectral_lab.config import FitConfig, ModelConfig, RecordConfig, RunConfig, SignalConfig, validate
 from spectral_lab.errors import SignalError, SpectralLabError
+from spectral_lab.analyze.divergence import rebound  # noqa: F401  (re-exported for the scripts)
 
 __all__ = ["image_signal", "image_label", "dip_run_config", "largest_levels", "rebound", "image_cli"]
 
@@ -117,35 +118,3 @@ def image_cli(description: str, default: Any, quick: Any, main: Callable[[Any, P
         return 1
     print(f"total wall time {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return 0
-
-
-def rebound(eps, points: Sequence[int]) -> dict:
-    """How far one pair of runs diverges again after it first converged (paper Fig. 1 e).
-
-    ``first``: the first detected convergence point (a dip of ε, see
-    `spectral_lab.analyze.divergence.convergence_points`), None without one; ``peak``: the
-    iteration of the largest ε after it; ``reconverged``: the first iteration after the peak
-    where ε is back at or below ε(first), i.e. the runs agree again at least as well as at
-    their first convergence (the second convergence, which the dip detector cannot see when
-    ε keeps falling to the end); ``decades``: log10 ε(peak) / ε(first); ``area_after_first``:
-    Σ ε(i) over i >= first (ε · iterations). ``excess``: Σ_i (ε(i) − min_{m<=j<=i} ε(j)) over
-    i >= m, the iteration of the largest ε (the untrained runs' disagreement, at the start):
-    the divergence above the best agreement reached so far. It needs no dip, is 0 for a curve
-    that falls from its maximum and never rises again, and is what the pattern-extent
-    experiment compares.
-    """
-    e = np.asarray(eps, dtype=np.float64)
-    after_max = e[int(np.argmax(e)):]
-    out = {"first": None, "eps_first": None, "peak": None, "eps_peak": None, "reconverged": None,
-           "decades": None, "area_after_first": None,
-           "excess": float(np.sum(after_max - np.minimum.accumulate(after_max))), "eps_final": float(e[-1])}
-    if not points:
-        return out
-    first = int(points[0])
-    peak = first + int(np.argmax(e[first:]))
-    below = np.flatnonzero(e[peak:] <= e[first])
-    out.update(first=first, eps_first=float(e[first]), peak=peak, eps_peak=float(e[peak]),
-               reconverged=None if peak == first or below.size == 0 else peak + int(below[0]),
-               decades=float(np.log10(e[peak] / e[first])) if e[first] > 0 else None,
-               area_after_first=float(np.sum(e[first:])))
-    return out

@@ -195,3 +195,14 @@ def test_json_lists_each_pair_with_seeds_difference_and_dips():
     assert [p["differs"] for p in document["pairs"]] == ["weights", "both", "input"]
     assert first["convergence_iterations"] == DIPS
     assert len(first["epsilon"]) == len(document["mean"]) == document["n_iterations"] == ITERATIONS.size
+
+
+def test_rebound_finds_the_peak_and_the_second_convergence_of_a_constructed_curve():
+    from spectral_lab.analyze.divergence import rebound
+
+    # falls to 1 at iteration 10, rises to 100 at 20, back to 1 at 30, then keeps falling
+    eps = np.concatenate([np.logspace(2, 0, 11), np.logspace(0, 2, 11)[1:], np.logspace(2, 0, 11)[1:],
+                          np.logspace(0, -1, 6)[1:]])
+    summary = rebound(eps, [10])
+    assert (summary["first"], summary["peak"], summary["reconverged"]) == (10, 20, 30)
+    assert summary["decades"] == pytest.approx(2.0)

@@ -185,7 +185,7 @@ class DivergenceResult:
         ``{"n_iterations", "detector": {"smooth", "prominence", "min_separation"},
         "pairs": [{"runs": [i, j], "seeds": {"i": {...}, "j": {...}} | null,
         "differs": "weights" | "input" | "both" | "none" | null, "epsilon": [T floats],
-        "convergence_iterations": [...]}, ...], "mean": [T], "std": [T],
+        "convergence_iterations": [...], "rebound": {see `rebound`}}, ...], "mean": [T], "std": [T],
         "mean_convergence_iterations": [...]}``; seed dicts are keyed by the run index
         as a string (JSON keys are strings); NaN (a diverged run) is null.
         """
@@ -199,6 +199,7 @@ class DivergenceResult:
                     "differs": self.differs((i, j)),
                     "epsilon": _json_numbers(eps),
                     "convergence_iterations": list(self.points[(i, j)]),
+                    "rebound": _json_summary(rebound(eps, self.points[(i, j)])),
                 }
             )
         return {
@@ -365,3 +366,39 @@ def _checked_pairs(pairs, n_runs: int) -> list[tuple[int, int]]:
     if not checked:
         raise AnalysisError("no pairs to compare")
     return checked
+
+
+def rebound(eps: np.ndarray, points: Sequence[int]) -> dict:
+    """How far one pair of runs diverges again after it first converged (paper Fig. 1 e).
+
+    ``first``: the first detected convergence point (a dip of ε, see
+    `spectral_lab.analyze.divergence.convergence_points`), None without one; ``peak``: the
+    iteration of the largest ε after it; ``reconverged``: the first iteration after the peak
+    where ε is back at or below ε(first), i.e. the runs agree again at least as well as at
+    their first convergence (the second convergence, which the dip detector cannot see when
+    ε keeps falling to the end); ``decades``: log10 ε(peak) / ε(first); ``area_after_first``:
+    Σ ε(i) over i >= first (ε · iterations). ``excess``: Σ_i (ε(i) − min_{m<=j<=i} ε(j)) over
+    i >= m, the iteration of the largest ε (the untrained runs' disagreement, at the start):
+    the divergence above the best agreement reached so far. It needs no dip, is 0 for a curve
+    that falls from its maximum and never rises again, and is what the pattern-extent
+    experiment compares.
+    """
+    e = np.asarray(eps, dtype=np.float64)
+    after_max = e[int(np.argmax(e)):]
+    out = {"first": None, "eps_first": None, "peak": None, "eps_peak": None, "reconverged": None,
+           "decades": None, "area_after_first": None,
+           "excess": float(np.sum(after_max - np.minimum.accumulate(after_max))), "eps_final": float(e[-1])}
+    if not points:
+        return out
+    first = int(points[0])
+    peak = first + int(np.argmax(e[first:]))
+    below = np.flatnonzero(e[peak:] <= e[first])
+    out.update(first=first, eps_first=float(e[first]), peak=peak, eps_peak=float(e[peak]),
+               reconverged=None if peak == first or below.size == 0 else peak + int(below[0]),
+               decades=float(np.log10(e[peak] / e[first])) if e[first] > 0 else None,
+               area_after_first=float(np.sum(e[first:])))
+    return out
+
+
+def _json_summary(summary: dict) -> dict:
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
