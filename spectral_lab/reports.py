@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -157,6 +158,8 @@ def _spectrum(a):
 
 
 def analyze_spectrum_cmd(a) -> int:
+    if a.view == "shi":
+        return _spectrum_shi(a)
     res = _spectrum(a)
     if a.json:
         _dump({"file": str(a.file), **res.to_json()})
@@ -171,14 +174,43 @@ def analyze_spectrum_cmd(a) -> int:
     return 0
 
 
+def _spectrum_shi(a) -> int:
+    """Shi et al. (IJCV 2022): mean of |F(output)| / |F(target)| per ring, over iterations."""
+    from .analyze.spectrum import magnitude_ratio_file
+
+    channel = int(a.channel) if a.channel.isdigit() else a.channel
+    edges, ratios = magnitude_ratio_file(a.file, n_bands=a.bands, channel=channel)
+    if a.json:
+        _dump({"file": str(a.file), "view": "shi", "band_edges": [float(e) for e in edges],
+               "ratio": [[[None if not np.isfinite(v) else float(v) for v in row] for row in r] for r in ratios]})
+        return 0
+    print(f"{a.file}: Shi et al. band view, mean |F(output)|/|F(target)| per ring (clipped to [0, 1]); "
+          f"run 0 at a few iterations")
+    r0 = ratios[0]
+    picks = sorted({0, len(r0) // 4, len(r0) // 2, len(r0) - 1}) if len(r0) else []
+    print(f"{'band (cycles/px)':>18} " + " ".join(f"{'it ' + str(i):>8}" for i in picks))
+    for b in range(len(edges) - 1):
+        print(f"{edges[b]:8.3f}–{edges[b + 1]:<8.3f} " + " ".join(f"{r0[i, b]:8.3f}" for i in picks))
+    return 0
+
+
 def plot_spectrum_cmd(a) -> int:
     from . import plot
-    from .plot.images import spectrum_figure
+    from .plot.images import spectra_at_figure, spectrum_figure
     from .record import open_trajectory
 
     res = _spectrum(a)
     with open_trajectory(a.file) as t:
         title = plot.title_of(t.config)
+        if a.at:
+            n = t.n_frames(a.run)
+            bad = [i for i in a.at if not 0 <= i < n]
+            if bad:
+                raise AnalysisError(f"--at {bad[0]} is outside the recorded iterations 0..{n - 1}")
+            frames = [(i, t.frames(a.run)[i]) for i in a.at]
+            fig = spectra_at_figure(frames, t.target, title=f"run {a.run}: {title}")
+            extra = Path(a.output).with_name(Path(a.output).stem + "-at" + Path(a.output).suffix)
+            print(f"wrote {plot.save(fig, extra)}")
     print(f"wrote {plot.save(spectrum_figure(res, run=a.run, title=title), a.output)}")
     return 0
 
@@ -190,6 +222,11 @@ def _spec_args(p):
     p.add_argument("--reference", choices=("target", "observed"), default="target")
     p.add_argument("--channel", default="luminance", help="luminance, all, or a channel index")
     p.add_argument("--run", type=int, default=0, help="run shown in the heat map (plot only)")
+    p.add_argument("--view", choices=("error", "shi"), default="error",
+                   help="error: band-power error (default); shi: Shi et al.'s magnitude ratio (analyze only)")
+    p.add_argument("--at", type=lambda t: [int(v) for v in t.split(",") if v.strip()], default=None,
+                   help="plot only: also draw outputs and spectra at these iterations (appendix Fig. 5), "
+                        "into <output>-at.png")
 
 
 # --------------------------------------------------------------------------- psnr

@@ -176,3 +176,26 @@ def test_plot_writes_a_png(image_file, tmp_path, capsys, what):
     assert code == 0, err
     assert out.read_bytes()[:8] == PNG_MAGIC
     assert str(out) in stdout
+
+
+def test_shi_view_streams_the_same_ratios_as_the_array_function(image_file, capsys):
+    from spectral_lab.analyze.spectrum import magnitude_ratio
+
+    frames, target = stored_frames(image_file)
+    code, out, _ = run(capsys, "analyze", "spectrum", str(image_file), "--view", "shi", "--json")
+    assert code == 0
+    got = json.loads(out)["ratio"]
+    for r, f in enumerate(frames):
+        expected = magnitude_ratio(f, target)
+        assert np.allclose(np.array(got[r], dtype=float), expected, equal_nan=True)
+
+
+def test_plot_spectrum_at_iterations_writes_the_spectra_figure(image_file, tmp_path, capsys):
+    code, out, _ = run(capsys, "plot", "spectrum", str(image_file), "-o", str(tmp_path / "s.png"), "--at", "0,5")
+    assert code == 0 and (tmp_path / "s-at.png").stat().st_size > 0
+
+
+def test_plot_spectrum_at_an_unrecorded_iteration_is_one_line(image_file, tmp_path, capsys):
+    code, _, err = run(capsys, "plot", "spectrum", str(image_file), "-o", str(tmp_path / "s.png"), "--at", "9999")
+    assert_one_line_error(code, err, "outside the recorded iterations")
+    assert not (tmp_path / "s-at.png").exists()

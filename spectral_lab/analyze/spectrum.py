@@ -451,3 +451,28 @@ def _band_mean(values: np.ndarray, band_index: np.ndarray) -> np.ndarray:
 def _json_rows(values: np.ndarray) -> list:
     # JSON has no NaN: a diverged run's values become None (null).
     return [[v if math.isfinite(v) else None for v in row] for row in np.asarray(values, dtype=np.float64).tolist()]
+
+
+def magnitude_ratio_file(traj_or_path, *, n_bands: int | None = None, channel: Channel = "luminance",
+                         chunk: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Streaming `magnitude_ratio` (Shi et al.'s band view) of every run of an image file.
+
+    Returns ``(band_edges, ratios)`` with one ``(T_r, B)`` array per run; memory is one
+    block of frames at a time.
+    """
+    from spectral_lab.record import open_trajectory
+
+    traj = open_trajectory(traj_or_path) if isinstance(traj_or_path, (str, os.PathLike)) else traj_or_path
+    try:
+        if traj.kind != "image":
+            raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
+        target = np.asarray(traj.target, dtype=np.float64)
+        _, edges = radial_bands(target.shape[-2:], n_bands)
+        ratios = []
+        for r in range(traj.n_runs):
+            blocks = [magnitude_ratio(block, target, n_bands, channel) for _, block in traj.iter_frames(r, chunk)]
+            ratios.append(np.concatenate(blocks) if blocks else np.zeros((0, len(edges) - 1)))
+        return edges, ratios
+    finally:
+        if isinstance(traj_or_path, (str, os.PathLike)):
+            traj.close()

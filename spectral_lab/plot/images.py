@@ -107,3 +107,27 @@ def frames_grid(frames: Sequence[tuple[str, np.ndarray]], *, title: str, cols: i
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def spectra_at_figure(frames: Sequence[tuple[int, np.ndarray]], target: np.ndarray, *, title: str) -> Figure:
+    """Paper appendix Fig. 5: outputs (top) and their centred log power spectra (bottom) at
+    chosen iterations, with the target's last. Frames are ``(iteration, (C, H, W))``."""
+    from ..analyze.spectrum import luminance, power_spectrum
+
+    items = [(f"iteration {it}", img) for it, img in frames] + [("target", target)]
+    fig, axes = plt.subplots(2, len(items), figsize=(2.3 * len(items), 4.8), squeeze=False)
+    spectra = [np.fft.fftshift(power_spectrum(luminance(img[None])[0])) for _, img in items]
+    floor = max(float(np.max(spectra[-1])) * 1e-9, 1e-20)
+    vmin, vmax = np.log10(floor), np.log10(max(float(np.max(s)) for s in spectra))
+    for j, ((name, img), spec) in enumerate(zip(items, spectra)):
+        show_image(axes[0, j], img, name)
+        h, w = spec.shape
+        axes[1, j].imshow(np.log10(np.maximum(spec, floor)), cmap="viridis", vmin=vmin, vmax=vmax,
+                          extent=(-0.5, 0.5, -0.5, 0.5), interpolation="nearest")
+        axes[1, j].set_xlabel("fx (cycles/px)", fontsize=8)
+        if j == 0:
+            axes[1, j].set_ylabel("fy (cycles/px)\nlog10 power", fontsize=8)
+        axes[1, j].tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
