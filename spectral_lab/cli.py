@@ -158,7 +158,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     with open_trajectory(a.file) as t:
         cfg = t.config
         if a.json:
-            print(json.dumps({"path": str(t.path), "status": t.status, "kind": t.kind,
+            print(json.dumps({"path": str(t.path), "status": t.status, "writer_alive": t.writer_alive,
+                              "kind": t.kind,
                               "signal_shape": list(t.signal_shape), "n_runs": t.n_runs,
                               "iterations": t.iterations,
                               "frames": [t.n_frames(r) for r in range(t.n_runs)],
@@ -167,7 +168,11 @@ def cmd_info(a: argparse.Namespace) -> int:
                               "config": cfg}, indent=2, default=str))
             return 0
         print(f"{t.path}")
-        print(f"  status      {t.status}" + (f" ({t.message})" if t.message else ""))
+        status = t.status
+        if status == "running" and not t.writer_alive:
+            status = (f"running, but no process is writing it (killed?); continue with: "
+                      f"spectral-lab record --resume {t.path}")
+        print(f"  status      {status}" + (f" ({t.message})" if t.message else ""))
         print(f"  signal      {t.kind} {tuple(t.signal_shape)}  ({_signal_summary(cfg)})")
         print(f"  task        {cfg['task']}" + (f"  noise={cfg['degrade']['noise']} sigma={cfg['degrade']['sigma']}"
                                                 if cfg["task"] == "denoise" else ""))

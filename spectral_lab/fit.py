@@ -39,6 +39,7 @@ def _sgd(params, lr):
 
 
 OPTIMIZERS: dict[str, Callable] = {"adam": _adam, "sgd": _sgd}
+MAX_LR = 1e30
 
 
 @dataclass
@@ -96,10 +97,11 @@ class FitResult:
 def make_fit_state(net: RunNet, *, lr: float, optimizer: str = "adam",
                    noise_seeds: Sequence[int] | None = None) -> FitState:
     """A fresh state: optimiser over the stacked parameters, one noise generator per run."""
-    if optimizer not in OPTIMIZERS:
+    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"learning rate must be a positive number, got {lr}")
+    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
+        # above ~1e37 Adam's step size overflows float32 inside torch (a RuntimeError)
+        raise ConfigError(f"learning rate must be a positive number up to {MAX_LR:g}, got {lr}")
     seeds = list(range(net.runs)) if noise_seeds is None else list(noise_seeds)
     gens = [torch.Generator().manual_seed(stream_seed(s, "noise")) for s in seeds]
     return FitState(net=net, optimizer=OPTIMIZERS[optimizer](net.parameters(), lr), noise_generators=gens)
@@ -147,8 +149,9 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
             finite = torch.isfinite(per_run)
             if not bool(finite.all()):
                 bad = [int(r) for r in torch.nonzero(~finite).flatten()]
+                kept = f"frames 0 to {i - 1} are kept" if i else "no frame is kept"
                 result = FitResult("diverged", i, f"loss is not finite at iteration {i} in run(s) "
-                                   f"{', '.join(map(str, bad))}; frames up to {i - 1} are kept", bad)
+                                   f"{', '.join(map(str, bad))}; {kept}", bad)
                 break
             detached = out.detach()
             for cb in callbacks:

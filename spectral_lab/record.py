@@ -11,8 +11,10 @@ holds every frame up to the last flush.
 
 from __future__ import annotations
 
+import ctypes
 import datetime as _dt
 import fcntl
+import functools
 import json
 import os
 import queue
@@ -32,7 +34,8 @@ import torch
 
 from . import __version__
 from . import schema as S
-from .errors import TrajectoryError, WriteError
+from .config import RunConfig
+from .errors import SpectralLabError, TrajectoryError, WriteError
 from .fit import Callback, FitResult, FitState
 
 __all__ = ["Trajectory", "TrajectoryRecorder", "open_trajectory", "create_trajectory",
@@ -80,7 +83,7 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
                       observed: np.ndarray, run_seeds: Sequence[dict], iterations: int,
                       dtype: str = "float32", compression: str = "none",
                       overwrite: bool = False) -> h5py.File:
-    """Create the whole layout of a trajectory file and return it open, not yet in SWMR mode.
+    """Create the whole layout of a trajectory file and return it open in SWMR-write mode.
 
     Nothing is left behind if creation fails. An existing file is refused unless
     ``overwrite``; a file another process is writing is refused always.
@@ -90,26 +93,84 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
         raise TrajectoryError(f"unknown storage dtype {dtype!r}; choose from {', '.join(STORAGE_DTYPES)}")
     if compression not in COMPRESSIONS:
         raise TrajectoryError(f"unknown compression {compression!r}; choose from {', '.join(COMPRESSIONS)}")
+    if path.is_dir():
+        raise TrajectoryError(f"{path} is a folder; give the trajectory a file name")
     if path.exists():
         if not overwrite:
             raise TrajectoryError(f"{path} exists; pass --overwrite to replace it")
         if _locked_by_other(path):
             raise TrajectoryError(f"{path} is being written by another process; not overwriting it")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    shape = tuple(int(s) for s in target.shape)
     try:
-        f = h5py.File(path, "w", libver="latest")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrajectoryError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
+    shape = tuple(int(s) for s in target.shape)
+    # The layout is written to a hidden sibling and renamed into place once complete, then
+    # reopened straight into SWMR writing: a kill at any moment leaves at ``path`` either
+    # nothing (the old file, with --overwrite) or a file that opens.
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    try:
+        f = h5py.File(tmp, "w", libver="latest")
     except OSError as exc:
         raise TrajectoryError(f"cannot create {path}: {exc}") from None
     try:
-        _write_layout(f, config=config, kind=kind, target=target, observed=observed, run_seeds=run_seeds,
-                      iterations=iterations, dtype=dtype, compression=compression, shape=shape)
-        f.flush()
+        try:
+            _write_layout(f, config=config, kind=kind, target=target, observed=observed,
+                          run_seeds=run_seeds, iterations=iterations, dtype=dtype,
+                          compression=compression, shape=shape)
+        finally:
+            f.close()
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrajectoryError(f"cannot create {path}: {exc.strerror or exc}") from None
     except BaseException:
-        f.close()
-        path.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return _open_for_writing(path)
+
+
+class _WriterFile(h5py.File):
+    """A trajectory open for SWMR writing that holds a shared ``flock`` on the file until closed.
+
+    HDF5 drops its own lock once SWMR writing starts, so without this another process could
+    not tell a live writer from a killed one (and ``--resume`` would clear the flags of a
+    live file). Readers do not lock (``locking=False``) and are unaffected.
+    """
+
+    _lock_fd: int | None = None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = None
+
+
+def _open_for_writing(path: Path) -> h5py.File:
+    """Open an existing trajectory directly in SWMR-write mode (no non-SWMR moment a kill
+    could leave behind) and take the writer's lock."""
+    try:
+        fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+        fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl=fapl)
+    except OSError as exc:
+        raise TrajectoryError(f"cannot open {path} for writing: {exc}") from None
+    f = _WriterFile(fid)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        f.close()
+        raise TrajectoryError(f"cannot open {path} for writing: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        f.close()
+        raise TrajectoryError(f"{path} is being written by another process") from None
+    f._lock_fd = fd
     return f
 
 
@@ -263,6 +324,8 @@ class _Writer(threading.Thread):
             if msg is None:
                 break
             if self.error is not None:
+                if isinstance(msg, _Status):  # best effort: say why, in place (no new space needed)
+                    self._mark_failed()
                 continue
             try:
                 self._apply(msg)
@@ -288,6 +351,14 @@ class _Writer(threading.Thread):
             self.f[S.STATUS_STATE][()] = np.bytes_(msg.state.ljust(16))
             self.f.flush()
 
+    def _mark_failed(self) -> None:
+        try:
+            self.f[S.STATUS_MESSAGE][()] = np.bytes_(f"write error: {self.error}".encode()[: S.MESSAGE_BYTES])
+            self.f[S.STATUS_STATE][()] = np.bytes_("failed".ljust(16))
+            self.f.flush()
+        except Exception:  # noqa: BLE001 - the first error is the one reported
+            pass
+
     def write_frames(self, start: int, outputs: list, losses: list) -> None:
         if start != self.written:
             raise WriteError(f"frame {start} arrived but {self.written} frames are written (out of order)")
@@ -296,8 +367,13 @@ class _Writer(threading.Thread):
         end = start + block.shape[0]
         for r in range(self.n_runs):
             ds = self.outputs[r]
+            with np.errstate(over="ignore"):
+                frames = block[:, r].astype(ds.dtype, copy=False)
+            if ds.dtype != block.dtype and not np.isfinite(frames).all():
+                raise WriteError(f"run {r}'s frames {start}..{end - 1} exceed the range of {ds.dtype} "
+                                 f"(±{np.finfo(ds.dtype).max:g}); record with --dtype float32")
             ds.resize(end, axis=0)
-            ds[start:end] = block[:, r].astype(ds.dtype, copy=False)
+            ds[start:end] = frames
             ls = self.losses[r]
             ls.resize(end, axis=0)
             ls[start:end] = loss[:, r]
@@ -389,10 +465,12 @@ class TrajectoryRecorder(Callback):
         if self._closed:
             return
         try:
-            self._ship(flush=True)
-            if result.status in ("interrupted", "failed") and state.iteration > self._ckpt_iteration:
-                self.checkpoint(state)
-            self.writer.put(_Status(result.status, result.message))
+            try:
+                self._ship(flush=True)
+                if result.status in ("interrupted", "failed") and state.iteration > self._ckpt_iteration:
+                    self.checkpoint(state)
+            finally:  # after a write error the writer marks the file 'failed' instead
+                self.writer.put(_Status(result.status, result.message))
         finally:
             self.close()
 
@@ -441,7 +519,7 @@ class ResumePoint:
 def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
     """Open an unfinished trajectory for appending, cut back to its last checkpoint.
 
-    Returns the resume point and the file, open for writing (not yet in SWMR mode).
+    Returns the resume point and the file, open in SWMR-write mode.
     """
     path = Path(path)
     with open_trajectory(path) as traj:
@@ -451,28 +529,58 @@ def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
         if state == "diverged":
             raise TrajectoryError(f"{path} stopped because the optimisation diverged; resuming would "
                                   f"diverge again (lower the learning rate and record anew)")
+        if state not in S.RESUMABLE_STATES:
+            raise TrajectoryError(f"{path} has status {state!r}, which cannot be resumed")
         config = traj.config
         blob, iteration = traj.latest_checkpoint()
+        for r in range(traj.n_runs):  # read all that will be written: a damaged file stays untouched
+            traj.n_frames(r)
     if _locked_by_other(path):
         raise TrajectoryError(f"{path} is being written by another process")
     try:
         clear_write_flags(path)
-        f = h5py.File(path, "r+", libver="latest")
     except OSError as exc:
-        raise TrajectoryError(f"cannot open {path} for writing: {exc}") from None
+        raise TrajectoryError(f"cannot open {path} for writing: {exc.strerror}") from None
+    f = _open_for_writing(path)
     keep = iteration if blob is not None else 0
-    for r in range(int(f.attrs[S.ATTR_N_RUNS])):
-        g = f[S.run_group(r)]
-        g[S.OUTPUT].resize(keep, axis=0)
-        g[S.LOSS].resize(keep, axis=0)
-    f[S.STATUS_FRAMES][()] = np.int64(keep)
-    f[S.STATUS_STATE][()] = np.bytes_("running".ljust(16))
-    f[S.STATUS_MESSAGE][()] = np.bytes_(b"")
-    f.flush()
+    try:
+        with _h5_errors(path):
+            # the count first: a kill during the cut-back leaves a file that claims no
+            # frame it does not hold
+            f[S.STATUS_FRAMES][()] = np.int64(keep)
+            f[S.STATUS_STATE][()] = np.bytes_("running".ljust(16))
+            f[S.STATUS_MESSAGE][()] = np.bytes_(b"")
+            f.flush()
+            for r in range(int(f.attrs[S.ATTR_N_RUNS])):
+                g = f[S.run_group(r)]
+                g[S.OUTPUT].resize(keep, axis=0)
+                g[S.LOSS].resize(keep, axis=0)
+            f.flush()
+    except BaseException:
+        f.close()
+        raise
     return ResumePoint(config=config, frames=keep, blob=blob), f
 
 
 # --------------------------------------------------------------------------- the reader
+
+def _reading(method):
+    """Report h5py's errors while reading a file as one-line ``TrajectoryError``s."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with _h5_errors(self.path):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _parse_config(text, path: Path) -> dict:
+    """The stored configuration, checked and completed with defaults (JSON types)."""
+    try:
+        raw = json.loads(_str(text))
+        return json.loads(json.dumps(RunConfig.from_dict(raw).to_dict()))
+    except (ValueError, TypeError, SpectralLabError) as exc:
+        raise TrajectoryError(f"{path}: root attribute 'config' is not a valid configuration ({exc})") from None
+
 
 class Trajectory:
     """Lazy read access to a trajectory file (live or finished). Use ``open_trajectory``."""
@@ -481,7 +589,7 @@ class Trajectory:
         self._f, self.path = f, path
         a = f.attrs
         self.format_version = int(a[S.ATTR_VERSION])
-        self.config: dict = json.loads(_str(a[S.ATTR_CONFIG]))
+        self.config: dict = _parse_config(a[S.ATTR_CONFIG], path)
         self.kind: str = _str(a[S.ATTR_KIND])
         self.signal_shape: tuple[int, ...] = tuple(int(s) for s in a[S.ATTR_SIGNAL_SHAPE])
         self.n_runs: int = int(a[S.ATTR_N_RUNS])
@@ -508,31 +616,44 @@ class Trajectory:
         self._f.close()
 
     @property
+    @_reading
     def target(self) -> np.ndarray:
         return self._f[S.TARGET][()]
 
     @property
+    @_reading
     def observed(self) -> np.ndarray:
         return self._f[S.OBSERVED][()]
 
     @property
+    @_reading
     def status(self) -> str:
         return _str(self._fresh(S.STATUS_STATE)[()]).strip()
 
     @property
+    def writer_alive(self) -> bool:
+        """True while a process is writing the file. A 'running' file without a live writer
+        was killed: it holds every frame up to its last flush and can be resumed."""
+        return _locked_by_other(self.path)
+
+    @property
+    @_reading
     def message(self) -> str:
         return _str(self._fresh(S.STATUS_MESSAGE)[()])
 
+    @_reading
     def run_seeds(self, r: int) -> dict:
         g = self._run(r)
         return {k: int(g.attrs[k]) for k in S.RUN_ATTRS}
 
+    @_reading
     def frames(self, r: int) -> h5py.Dataset:
         """The run's output dataset ``(T, *signal_shape)``; slice it, only the first
         ``n_frames(r)`` frames are valid."""
         self._run(r)
         return self._fresh(f"{S.run_group(r)}/{S.OUTPUT}")
 
+    @_reading
     def n_frames(self, r: int) -> int:
         """Frames of run r that are flushed and complete (a live file grows)."""
         self._run(r)
@@ -541,6 +662,7 @@ class Trajectory:
         loss = self._fresh(f"{S.run_group(r)}/{S.LOSS}")
         return int(min(flushed, out.shape[0], loss.shape[0]))
 
+    @_reading
     def losses(self, r: int) -> np.ndarray:
         n = self.n_frames(r)
         return self._fresh(f"{S.run_group(r)}/{S.LOSS}")[:n]
@@ -558,8 +680,11 @@ class Trajectory:
         step = max(1, int(chunk))
         for a in range(start, n, step):
             b = min(a + step, n)
-            yield a, ds[a:b].astype(np.float32, copy=False)
+            with _h5_errors(self.path):
+                block = ds[a:b].astype(np.float32, copy=False)
+            yield a, block
 
+    @_reading
     def latest_checkpoint(self) -> tuple[bytes | None, int]:
         """The newest intact checkpoint: ``(bytes, iteration)``, or ``(None, 0)``."""
         best: tuple[bytes | None, int] = (None, 0)
@@ -597,7 +722,7 @@ def _h5_errors(path: Path):
         yield
     except TrajectoryError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise TrajectoryError(f"{path} is truncated, corrupted or of another layout ({exc})") from None
 
 
@@ -608,17 +733,62 @@ def _open_h5(path: Path) -> h5py.File:
         raise TrajectoryError(f"{path} is a folder, not a trajectory file")
     try:
         with open(path, "rb") as fh:
-            magic = fh.read(8)
+            head = fh.read(48)
+            size = os.fstat(fh.fileno()).st_size
     except OSError as exc:
         raise TrajectoryError(f"cannot read {path}: {exc.strerror}") from None
-    if magic != b"\x89HDF\r\n\x1a\n":
+    if head[:8] != b"\x89HDF\r\n\x1a\n":
         raise TrajectoryError(f"{path} is not an HDF5 file")
-    for swmr in (True, False):
-        try:
-            return h5py.File(path, "r", swmr=swmr, locking=False)
-        except OSError as exc:
-            last = exc
-    raise TrajectoryError(f"{path} is truncated or corrupted and cannot be opened ({last})")
+    # Superblock v2/3 (ours): flags set while a writer has the file open, or was killed with
+    # it open; such a file only opens in SWMR-read mode, which skips HDF5's truncation check.
+    flags, stored_eof = 0, 0
+    if len(head) >= 12 and head[8] in (2, 3) and head[9] in (4, 8):
+        offsets = head[9]
+        flags = head[11]
+        if len(head) >= 12 + 3 * offsets:
+            stored_eof = int.from_bytes(head[12 + 2 * offsets: 12 + 3 * offsets], "little")
+    live = bool(flags) and _locked_by_other(path)
+    if not live and size < stored_eof:  # a live writer may have allocated what it has not written
+        raise TrajectoryError(f"{path} is truncated: {size} of its {stored_eof} bytes are there")
+    try:
+        if not flags:
+            return h5py.File(path, "r", locking=False)
+        # A live writer may be mid-flush: let HDF5 retry torn metadata reads (its default).
+        # A dead writer's file never changes: retrying a bad checksum would only sleep,
+        # with exponential back-off, for hours.
+        return _open_swmr_reader(path, retry=live)
+    except (OSError, RuntimeError, KeyError, ValueError) as exc:
+        raise TrajectoryError(f"{path} is truncated or corrupted and cannot be opened ({exc})") from None
+
+
+def _open_swmr_reader(path: Path, *, retry: bool) -> h5py.File:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_file_locking(False, True)
+    if not retry:
+        _set_metadata_read_attempts(fapl, 1)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+@functools.cache
+def _hdf5_set_read_attempts():
+    """``H5Pset_metadata_read_attempts`` of the HDF5 library h5py loaded (h5py does not wrap
+    it), or None where it cannot be found."""
+    try:
+        with open("/proc/self/maps") as fh:
+            libs = sorted({line.split()[-1] for line in fh
+                           if "/libhdf5" in line and "hdf5_hl" not in line and line.split()[-1].startswith("/")})
+        func = ctypes.CDLL(libs[0]).H5Pset_metadata_read_attempts
+    except (OSError, IndexError, AttributeError):
+        return None
+    func.argtypes, func.restype = [ctypes.c_int64, ctypes.c_uint], ctypes.c_int
+    return func
+
+
+def _set_metadata_read_attempts(fapl, attempts: int) -> None:
+    func = _hdf5_set_read_attempts()
+    if func is not None:
+        func(fapl.id, attempts)
 
 
 def open_trajectory(path: str | os.PathLike) -> Trajectory:
@@ -699,17 +869,43 @@ def check_trajectory(path: str | os.PathLike) -> list[str]:
             if state not in S.STATES:
                 problems.append(f"status {state!r} is not one of {S.STATES}")
             frames = int(f[S.STATUS_FRAMES][()])
+            if state == "complete" and frames != int(f.attrs[S.ATTR_ITERATIONS]) + 1:
+                problems.append(f"complete, but {frames} frames instead of iterations + 1")
+            runs = []
             for r in range(int(f.attrs[S.ATTR_N_RUNS])):
                 g = f[S.run_group(r)]
-                if g[S.OUTPUT].shape[0] < frames or g[S.LOSS].shape[0] < frames:
+                out, loss = g[S.OUTPUT], g[S.LOSS]
+                _refresh(out)  # a live writer has grown them since the file was opened
+                _refresh(loss)
+                if out.shape[0] < frames or loss.shape[0] < frames:
                     problems.append(f"run {r} holds fewer frames than the {frames} the status claims")
-                if state == "complete" and frames != int(f.attrs[S.ATTR_ITERATIONS]) + 1:
-                    problems.append(f"complete, but {frames} frames instead of iterations + 1")
-                    break
+                runs.append((out, loss))
             try:
-                json.loads(_str(f.attrs[S.ATTR_CONFIG]))
-            except ValueError:
-                problems.append("root attribute 'config' is not valid JSON")
+                _parse_config(f.attrs[S.ATTR_CONFIG], path)
+            except TrajectoryError as exc:
+                problems.append(str(exc).removeprefix(f"{path}: "))
+            problems += _unreadable(f, runs, frames)
             return problems
     finally:
         f.close()
+
+
+def _unreadable(f: h5py.File, runs: list, frames: int) -> list[str]:
+    """Read what a reader needs (every attribute, the signals, each run's losses and its first
+    and last frame, the checkpoint slots): HDF5 reports damaged metadata only when read."""
+    problems = []
+    parts = [("root attributes", lambda: dict(f.attrs.items())),
+             (f"'/{S.TARGET}'", lambda: f[S.TARGET][()]), (f"'/{S.OBSERVED}'", lambda: f[S.OBSERVED][()])]
+    for r, (out, loss) in enumerate(runs):
+        n = min(frames, out.shape[0], loss.shape[0])
+        parts.append((f"run {r}'s losses", lambda loss=loss, n=n: loss[:n]))
+        if n:
+            parts.append((f"run {r}'s frames", lambda out=out, n=n: (out[0], out[n - 1])))
+    for slot in S.CHECKPOINT_SLOTS:
+        parts.append((f"'/{slot}'", lambda slot=slot: f[slot][S.SLOT_META][()]))
+    for what, read in parts:
+        try:
+            read()
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            problems.append(f"{what} cannot be read ({exc})")
+    return problems

@@ -8,14 +8,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from . import signals
 from .config import RunConfig, run_seeds, validate
-from .errors import ConfigError
+from .errors import ConfigError, SpectralLabError
 from .fit import Callback, FitResult, FitState, fit, make_fit_state
 from .models import build_model, required_multiple
 from .models.base import RunNet
@@ -43,10 +43,43 @@ class Problem:
         return (1, *self.clean.shape) if self.kind == "1d" else tuple(self.clean.shape)
 
 
+def _model_kwargs(cfg: RunConfig) -> dict:
+    """The model section as keyword arguments, refusing what cannot be one (from a JSON config)."""
+    m = cfg.model
+    if not isinstance(m.name, str):
+        raise ConfigError(f"model name must be a string, got {m.name!r}")
+    if not isinstance(m.options, Mapping) or not all(isinstance(k, str) for k in m.options):
+        raise ConfigError(f"model options must map option names to values, got {m.options!r}")
+    return dict(m.options)
+
+
 def make_problem(cfg: RunConfig) -> Problem:
     """Build the clean and observed signals; raises SignalError/ConfigError on bad input."""
+    # Overflows become non-finite values, refused below with a clear message, not warnings.
+    with np.errstate(over="ignore", invalid="ignore"):
+        problem = _make_problem(cfg)
+    for name, values in (("signal", problem.clean), ("observed (degraded) signal", problem.observed)):
+        if not np.isfinite(values).all():
+            raise ConfigError(f"the {name} has values that are not finite; amplitudes or noise sigma "
+                              f"too large for float32?")
+    return problem
+
+
+def _make_problem(cfg: RunConfig) -> Problem:
     s = cfg.signal
-    multiple = required_multiple(cfg.model.name, **dict(cfg.model.options))
+    options = _model_kwargs(cfg)
+    for key in ("levels", "stride"):  # required_multiple computes stride ** levels: keep it small
+        value = options.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64):
+            raise ConfigError(f"model option {key} must be an integer in [1, 64], got {value!r}")
+    try:
+        multiple = int(required_multiple(cfg.model.name, **options))
+    except SpectralLabError:
+        raise
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ConfigError(f"model {cfg.model.name!r}: bad stride or levels ({exc})") from None
+    if multiple < 1:
+        raise ConfigError(f"model {cfg.model.name!r}: stride and levels must be positive integers")
     if s.kind == "sines":
         clean = signals.sines(s.freqs, s.amps, s.phases, s.length)
         kind = "1d"
@@ -75,6 +108,8 @@ def make_problem(cfg: RunConfig) -> Problem:
 
 def select_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA when available, else the CPU; asking for CUDA without one is an error."""
+    if not isinstance(name, str):
+        raise ConfigError(f"device must be a string such as 'cpu' or 'cuda:0', got {name!r}")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -90,7 +125,7 @@ def select_device(name: str = "auto") -> torch.device:
 
 def build_net(cfg: RunConfig, problem: Problem, seeds: Sequence[dict]) -> RunNet:
     return build_model(cfg.model.name, signal_shape=problem.model_shape, runs=len(seeds),
-                       weight_seeds=[s["weight_seed"] for s in seeds], **dict(cfg.model.options))
+                       weight_seeds=[s["weight_seed"] for s in seeds], **_model_kwargs(cfg))
 
 
 def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = None
@@ -98,18 +133,41 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
     """Network, optimiser state, input z ``(R, C_in, *spatial)`` and target y on ``device``."""
     device = device or select_device(cfg.fit.device)
     seeds = run_seeds(cfg.fit)
-    net = build_net(cfg, problem, seeds)
-    dist, scale = INPUT_DEFAULTS[cfg.model.name]
     try:
+        net = build_net(cfg, problem, seeds)
+        dist, scale = INPUT_DEFAULTS[cfg.model.name]
         z = net.make_input([s["input_seed"] for s in seeds], dist=cfg.fit.input_dist or dist,
                            scale=cfg.fit.input_scale if cfg.fit.input_scale is not None else scale)
+        net = net.to(device)
+        _dry_run(net, z.to(device), (len(seeds), *problem.model_shape))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    net = net.to(device)
+    except (ArithmeticError, RuntimeError, MemoryError, TypeError) as exc:
+        # options the model family does not check itself (width 0, a kernel longer than the
+        # signal, ...): refuse them here, before any file exists
+        opts = ", ".join(f"{k}={v!r}" for k, v in _model_kwargs(cfg).items()) or "defaults"
+        reason = (str(exc).splitlines() or [""])[0]
+        raise ConfigError(f"model {cfg.model.name!r} ({opts}) does not work on a signal of shape "
+                          f"{problem.model_shape}: {type(exc).__name__}: {reason}") from None
     state = make_fit_state(net, lr=cfg.fit.lr, optimizer=cfg.fit.optimizer,
                            noise_seeds=[s["input_seed"] for s in seeds])
     y = torch.from_numpy(problem.observed).reshape(problem.model_shape).to(device)
     return state, z.to(device), y
+
+
+def _dry_run(net: RunNet, z: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """One forward pass in eval mode (no state changes: BatchNorm statistics stay as they are)
+    to check that the network maps z to finite outputs of the signal's shape."""
+    net.eval()
+    try:
+        with torch.no_grad():
+            out = net(z)
+    finally:
+        net.train()
+    if tuple(out.shape) != shape:
+        raise ConfigError(f"model output has shape {tuple(out.shape)}, not {shape}")
+    if not bool(torch.isfinite(out).all()):
+        raise ConfigError("the untrained network's output is not finite; input scale too large?")
 
 
 class ProgressBar(Callback):
