@@ -1,7 +1,7 @@
 """Plumbing shared by the 1D experiments: one setting -> one batched trajectory file -> numbers.
 
-An experiment script is a frozen ``Config``, a list of `Setting` s built from it, and
-``main(cfg)``. Everything here is configuration in, files and plain numbers out:
+An experiment script is a frozen ``Config``, the `Setting` s it names, and
+``main(cfg, out_dir)``. Everything here is configuration in, files and plain numbers out:
 
 - `Setting` + `run_config`: a model family, its options and its optimiser as a `RunConfig`
   (R seeds of one setting are one file: the models batch runs natively).
@@ -10,7 +10,7 @@ An experiment script is a frozen ``Config``, a list of `Setting` s built from it
 - `analyze_setting`: `analyze_amplitudes_file` at each threshold + `convergence_table`.
 - `relative_results`: the same analysis on the normalised amplitude Ã_k / A_k (for signals
   whose amplitudes differ, where an absolute threshold on SE means different things).
-- `cli`: ``--quick`` and ``--out-dir``; `write_report`: table.md and results.json.
+- `cli`: ``--quick``, ``--out-dir``, ``--threads``; `write_report`: table.md and results.json.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 
 from spectral_lab.analyze import stopping_points
 from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table
@@ -58,7 +59,7 @@ class Setting:
 
 
 def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int = 0,
-               device: str = "cpu") -> RunConfig:
+               device: str = "auto") -> RunConfig:
     """The `RunConfig` of ``runs`` seeds (``seed .. seed + runs - 1``) of one setting.
 
     Weights and input vary with the seed (``vary='both'``), as in the paper's repeated runs.
@@ -257,12 +258,19 @@ def write_report(paths: Paths, *, title: str, body: str, numbers: Mapping[str, A
 
 def cli(description: str, default: Any, quick: Any, main: Callable[[Any, Path], Any],
         argv: Sequence[str] | None = None) -> int:
-    """``--quick`` (about a minute on 2 CPU cores) and ``--out-dir`` (default: the repository)."""
+    """``--quick`` (about a minute on 2 CPU cores), ``--out-dir`` (default: the repository) and
+    ``--threads``; runs ``main(quick if --quick else default, out_dir)``."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="small configuration, about a minute on 2 CPU cores")
     p.add_argument("--out-dir", type=Path, default=REPO,
                    help="where trajectories/<experiment>/ and figures/<experiment>/ go (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: 1D tensors are tiny, and on a shared 2-core machine "
+                        "two threads made a 400-iteration conv fit 10x slower)")
     a = p.parse_args(argv)
+    if a.threads < 1:
+        p.error(f"--threads must be >= 1, got {a.threads}")
+    torch.set_num_threads(a.threads)
     cfg = quick if a.quick else default
     started = time.perf_counter()
     main(cfg, a.out_dir.resolve())
