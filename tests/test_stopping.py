@@ -7,9 +7,12 @@ from _fakes import FakeTrajectory
 from spectral_lab.analyze.psnr import psnr
 from spectral_lab.analyze.stopping import (
     RULES,
+    clipped_noise_variance,
+    discrepancy_rule,
     es_wmv,
     first_valley,
     pair_disagreement,
+    pair_discrepancy_rule,
     pair_divergence_rule,
     stop_file,
     sure,
@@ -185,6 +188,72 @@ def test_first_valley_of_a_falling_stream_is_its_last_value():
 
 def test_first_valley_of_identical_runs_never_confirms():
     assert first_valley([0.0] * 6, rise=2.0) == 0
+
+
+# --- discrepancy rules -----------------------------------------------------------------
+
+
+def image_then_noise(n_frames=201, sigma=0.1, seed=2):
+    """A run that fits the image's missing detail m by frame 100, then the noise n by frame 200,
+    with m and n orthogonal and mean(n^2) = sigma^2 exactly: the residual is
+    (1 - a_t)^2 mean(m^2) + (1 - b_t)^2 sigma^2, the error (1 - a_t)^2 mean(m^2) + b_t^2 sigma^2,
+    so the best frame is 100, the last one whose residual is >= sigma^2. Also returns two
+    seed-specific patterns s_a, s_b orthogonal to both. Returns clean, y, frames, s_a, s_b."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(SHAPE))
+    q, _ = np.linalg.qr(rng.standard_normal((size, 4)))
+    detail, noise, s_a, s_b = (np.sqrt(size) * q[:, k].reshape(SHAPE) for k in range(4))
+    noise *= sigma
+    clean = rng.uniform(0.3, 0.7, size=SHAPE)
+    t = np.arange(n_frames).reshape(-1, 1, 1, 1)
+    a = np.clip(t / 100, 0, 1)
+    b = np.clip((t - 100) / 100, 0, 1)
+    frames = clean + (1 - a) * 0.3 * detail + b * noise
+    return clean, clean + noise, frames, 0.05 * s_a, 0.05 * s_b
+
+
+def test_clipped_noise_variance_far_from_the_bounds_is_sigma_squared():
+    assert clipped_noise_variance(np.full(SHAPE, 0.5), 0.01) == pytest.approx(1e-4, rel=1e-12)
+
+
+def test_clipped_noise_variance_matches_clipping_monte_carlo_noise():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(size=SHAPE)
+    noise = 0.1 * rng.standard_normal((200, *SHAPE))
+    empirical = np.mean((np.clip(x + noise, 0, 1) - x) ** 2)
+    assert clipped_noise_variance(x, 0.1) == pytest.approx(empirical, rel=0.01)  # ~0.2 % MC error
+
+
+def test_clipped_noise_variance_of_a_saturated_signal_is_half_sigma_squared():
+    # at a bound, the noise that points out of the range is clipped to 0
+    assert clipped_noise_variance(np.zeros(SHAPE), 0.01) == pytest.approx(0.5e-4, rel=1e-12)
+
+
+def test_discrepancy_rule_stops_at_the_best_frame_of_a_run_that_fits_image_then_noise():
+    clean, y, frames, _, _ = image_then_noise()
+    assert int(np.argmax(psnr(frames, clean))) == 100
+    assert discrepancy_rule(frames, y, sigma=0.1, clip=None) in (100, 101)  # 100: residual = sigma^2 to rounding
+
+
+def test_discrepancy_rule_that_never_reaches_the_noise_level_returns_the_last_frame():
+    clean, y, frames, _, _ = image_then_noise()
+    assert discrepancy_rule(frames[:60], y, sigma=0.1, clip=None) == 59
+
+
+def test_discrepancy_rule_rejects_a_sigma_of_zero():
+    clean, y, frames, _, _ = image_then_noise(n_frames=3)
+    with pytest.raises(AnalysisError, match="sigma"):
+        discrepancy_rule(frames, y, sigma=0.0)
+
+
+def test_pair_discrepancy_rule_stops_near_the_best_average_and_the_average_beats_each_run():
+    clean, y, frames, s_a, s_b = image_then_noise()
+    decay = np.exp(-np.arange(len(frames)) / 30).reshape(-1, 1, 1, 1)
+    a, b = frames + decay * s_a, frames + decay * s_b
+    average = psnr((a + b) / 2, clean)
+    chosen = pair_discrepancy_rule(a, b, y, sigma=0.1, clip=None)
+    assert abs(chosen - int(np.argmax(average))) <= 2
+    assert average[chosen] > max(psnr(a, clean)[chosen], psnr(b, clean)[chosen])
 
 
 # --- registry and files ----------------------------------------------------------------

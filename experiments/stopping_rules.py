@@ -1,0 +1,252 @@
+"""Stopping without the clean image: how much does each rule lose against the oracle stop?
+
+    python experiments/stopping_rules.py [--quick | --preset quick|hour|paper] [--images PATH]
+        [--seeds R] [--out-dir DIR] [--estimate-only]
+
+For every image (a file or a folder; default: matplotlib's sample photograph) and noise type
+(white Gaussian σ = 25; the low-frequency field of the same σ), R = 2·P seeds of the DIP fit
+the same observation, one file trajectories/stopping_rules/<image>--<noise>.h5; runs (0, 1),
+(2, 3), ... are the P pairs of the paired rules. Each rule picks an iteration from what it may
+see (outputs, the observation, σ for the rules that need it); the clean image only scores it:
+
+- gap = best PSNR along the trajectory (the oracle) − PSNR at the chosen iteration, in dB, for
+  the output the rule returns (one run's frame; for a pair rule, the average of the pair's two
+  frames, scored against the oracle of that average);
+- vs single = mean over the pair's runs of their own oracle best − PSNR of the returned output
+  (the same yardstick for single-run and pair rules; negative: better than a single run's
+  oracle).
+
+Rules (`spectral_lab.analyze.stopping`): ``es_wmv`` (Wang et al. 2023), ``sure`` (needs the
+network's divergence, which recorded outputs do not hold: reported as not run, with the reason),
+``discrepancy`` (Morozov: the first iteration whose residual reaches the clipped noise's
+variance; needs σ), ``pair_divergence`` (ours, the first valley of the pair's disagreement ε),
+``pair_discrepancy`` (ours: the discrepancy principle on the pair's mean residual, output the
+pair average), the baseline ``last`` (no early stopping) and, for reference only, the pair
+average at its oracle stop.
+
+Writes figures/stopping_rules/{table.md, results.json, gaps.png, example_<image>--<noise>.png}.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from experiments._common import REPO, Paths, markdown_table, write_report
+from experiments.denoise_architectures import (Job, ModelBudget, denoise_config, dip_budget, image_name,
+                                               image_paths, plan, preset_cli, record_jobs)
+from spectral_lab.analyze import stopping
+from spectral_lab.analyze.psnr import psnr
+from spectral_lab.errors import AnalysisError
+from spectral_lab.record import open_trajectory
+
+NAME = "stopping_rules"
+
+
+@dataclass(frozen=True)
+class Config:
+    """``pairs`` per file (2·pairs seeds); ``window``/``patience``: ES-WMV's W and P (the
+    authors' defaults 100 and 1000 for budgets of thousands of iterations); ``rise``/``smooth``:
+    the pair rule's first-valley detector."""
+
+    preset: str = "paper"
+    images: str | None = None
+    grey: bool = False
+    downsample: int = 4
+    sigma: float = 25.0
+    cutoff: float = 0.06
+    noises: tuple[str, ...] = ("white", "lowfreq")
+    noise_seed: int = 0
+    seeds: int = 4
+    seed: int = 0
+    model: ModelBudget = dip_budget("dip", {}, iterations=3000)
+    window: int = 100
+    patience: int = 1000
+    rise: float = 2.0
+    smooth: int = 1
+    out_dir: Path = REPO
+    estimate_only: bool = False
+    name: str = NAME
+
+
+PAPER = Config()
+HOUR = replace(PAPER, preset="hour", downsample=8, model=dip_budget("dip", {"levels": 4, "down": 64, "up": 64},
+                                                                      iterations=1500), window=50, patience=500)
+# 32×32, a narrow 3-level DIP: it peaks at a few hundred iterations and is well into fitting
+# the noise by 1500 (a stopping rule can only be judged on a trajectory that overfits).
+QUICK = replace(PAPER, preset="quick", downsample=16,
+                model=dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=1500),
+                window=50, patience=300)
+PRESETS = {"quick": QUICK, "hour": HOUR, "paper": PAPER}
+
+
+def jobs_of(cfg: Config) -> list[Job]:
+    paths = Paths(Path(cfg.out_dir), cfg.name)
+    return [Job(paths.trajectory(f"{image_name(img)}--{noise}"),
+                denoise_config(cfg.model, img, downsample=cfg.downsample, grey=cfg.grey, noise=noise,
+                               sigma=cfg.sigma, cutoff=cfg.cutoff, noise_seed=cfg.noise_seed, runs=cfg.seeds,
+                               seed=cfg.seed), noise)
+            for img in image_paths(cfg.images) for noise in cfg.noises]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def _pairs(n_runs: int) -> list[tuple[int, int]]:
+    return [(a, a + 1) for a in range(0, n_runs - 1, 2)]
+
+
+def evaluate_file(path: Path, cfg: Config) -> dict:
+    """Every rule on every run / pair of one file, scored against the clean image."""
+    out: dict[str, Any] = {"file": path, "rules": {}}
+    with open_trajectory(path) as t:
+        clean = np.asarray(t.target, dtype=np.float64)
+        observed = np.asarray(t.observed, dtype=np.float64)
+        runs = [np.asarray(t.frames(r)[: t.n_frames(r)], dtype=np.float64) for r in range(t.n_runs)]
+        sigma = t.config["degrade"]["sigma"] / 255.0
+        noise = t.config["degrade"]["noise"]
+        clip = (0.0, 1.0) if t.kind == "image" else None  # images are clipped after the noise
+    single = [psnr(f, clean) for f in runs]
+    out.update(observed_psnr=float(psnr(observed, clean)[0]), noise=noise,
+               oracle=[{"run": r, "best_psnr": float(c.max()), "best_iteration": int(c.argmax())}
+                       for r, c in enumerate(single)])
+
+    def per_run(rule: str, choose: Callable[[np.ndarray], int]) -> None:
+        entries = []
+        for r, (frames, curve) in enumerate(zip(runs, single)):
+            it = int(choose(frames))
+            entries.append({"runs": [r], "iteration": it, "psnr": float(curve[it]),
+                            "gap": float(curve.max() - curve[it]), "vs_single": float(curve.max() - curve[it])})
+        out["rules"][rule] = entries
+
+    def per_pair(rule: str, choose: Callable[[np.ndarray, np.ndarray], int]) -> None:
+        entries = []
+        for a, b in _pairs(len(runs)):
+            avg = psnr(0.5 * (runs[a] + runs[b]), clean)
+            it = int(choose(runs[a], runs[b]))
+            entries.append({"runs": [a, b], "iteration": it, "psnr": float(avg[it]),
+                            "gap": float(avg.max() - avg[it]),
+                            "vs_single": float(0.5 * (single[a].max() + single[b].max()) - avg[it])})
+        out["rules"][rule] = entries
+
+    per_run("es_wmv", lambda f: stopping.es_wmv(f, window=cfg.window, patience=cfg.patience))
+    per_run("discrepancy", lambda f: stopping.discrepancy_rule(f, observed, sigma=sigma, clip=clip))
+    per_run("last", lambda f: len(f) - 1)
+    try:
+        per_run("sure", lambda f: stopping.sure(f, observed, sigma=sigma))
+    except AnalysisError as exc:
+        out["rules"]["sure"] = None
+        out["sure_refused"] = str(exc)
+    per_pair("pair_divergence", lambda a, b: stopping.pair_divergence_rule(a, b, rise=cfg.rise, smooth=cfg.smooth))
+    per_pair("pair_discrepancy", lambda a, b: stopping.pair_discrepancy_rule(a, b, observed, sigma=sigma, clip=clip))
+    per_pair("pair_oracle", lambda a, b: int(np.argmax(psnr(0.5 * (a + b), clean))))  # reference only
+    # curves of the first pair, for the example figure
+    a, b = runs[0], runs[1]
+    out["_curves"] = {
+        "psnr": np.stack([single[0], single[1], psnr(0.5 * (a + b), clean)]),
+        "epsilon": np.array(list(stopping.pair_disagreement(a, b))),
+        "wmv": dict(stopping.wmv_variance(a, cfg.window)),
+        "residual": 0.5 * (np.mean(((a - observed) ** 2).reshape(len(a), -1), axis=1)
+                           + np.mean(((b - observed) ** 2).reshape(len(b), -1), axis=1)),
+        "level": np.array([stopping.clipped_noise_variance(0.5 * (fa + fb), sigma) if clip else sigma**2
+                           for fa, fb in zip(a, b)]),
+        "sigma": sigma,
+    }
+    return out
+
+
+RULE_ORDER = ("es_wmv", "sure", "discrepancy", "pair_divergence", "pair_discrepancy", "last", "pair_oracle")
+RULE_NOTES = {"es_wmv": "per run", "sure": "per run", "discrepancy": "per run", "pair_divergence": "pair average",
+              "pair_discrepancy": "pair average", "last": "per run (no early stop)",
+              "pair_oracle": "pair average, oracle stop (reference)"}
+
+
+def summary_rows(results: Mapping[Path, dict]) -> list[dict]:
+    rows = []
+    noises = sorted({r["noise"] for r in results.values()})
+    for rule in RULE_ORDER:
+        for noise in [*noises, "all"]:
+            entries = [e for r in results.values() if noise in ("all", r["noise"]) and r["rules"].get(rule)
+                       for e in r["rules"][rule]]
+            if not entries:
+                if rule == "sure" and noise == "all":
+                    rows.append({"rule": rule, "noise": "all", "output": RULE_NOTES[rule],
+                                 "gap mean (dB)": "not run: needs the divergence of the network map"})
+                continue
+            gaps = np.array([e["gap"] for e in entries])
+            vs = np.array([e["vs_single"] for e in entries])
+            rows.append({"rule": rule, "noise": noise, "output": RULE_NOTES[rule], "n": len(entries),
+                         "gap mean (dB)": f"{gaps.mean():.2f}", "gap worst (dB)": f"{gaps.max():.2f}",
+                         "vs single-run oracle mean (dB)": f"{vs.mean():+.2f}",
+                         "vs single-run oracle worst (dB)": f"{vs.max():+.2f}"})
+    return rows
+
+
+def main(cfg: Config) -> dict:
+    from spectral_lab.plot import save
+    from spectral_lab.plot.denoise import stopping_example_figure, stopping_gap_figure
+
+    if cfg.seeds < 2 or cfg.seeds % 2:
+        raise ValueError(f"seeds must be an even number >= 2 (pairs of runs), got {cfg.seeds}")
+    jobs = jobs_of(cfg)
+    print(f"{cfg.name} [{cfg.preset}]: DIP {cfg.model.describe()}; {len(jobs)} files, {cfg.seeds} seeds "
+          f"({cfg.seeds // 2} pairs) each")
+    plan(jobs, estimate_only=cfg.estimate_only)
+    if cfg.estimate_only:
+        return {}
+    record_jobs(jobs)
+    paths = Paths(Path(cfg.out_dir), cfg.name)
+    results = {j.path: evaluate_file(j.path, cfg) for j in jobs}
+
+    with open_trajectory(jobs[0].path) as t:
+        size = "×".join(map(str, t.signal_shape))
+    setting = (f"preset `{cfg.preset}`: {len(image_paths(cfg.images))} image(s) at {size} "
+               f"(down-sampled ×{cfg.downsample}, {'grey' if cfg.grey else 'colour'}), noise {', '.join(cfg.noises)} "
+               f"(σ={cfg.sigma:g}, low-frequency cut-off {cfg.cutoff:g} cycles/px), DIP {cfg.model.describe()}, "
+               f"{cfg.seeds} seeds per file; ES-WMV W={cfg.window}, P={cfg.patience}; pair rule rise={cfg.rise:g}, "
+               f"smooth={cfg.smooth}")
+    table = markdown_table(summary_rows(results))
+    per_file = markdown_table([
+        {"file": p.stem, "observed (dB)": f"{r['observed_psnr']:.2f}",
+         "oracle best per run (dB)": ", ".join(f"{o['best_psnr']:.2f}@{o['best_iteration']}" for o in r["oracle"]),
+         **{rule: ", ".join(f"{e['iteration']} ({e['gap']:.2f})" for e in r["rules"][rule])
+            for rule in RULE_ORDER if r["rules"].get(rule)}}
+        for p, r in results.items()])
+    figures = [save(stopping_gap_figure({rule: {noise: [e["vs_single"] for r in results.values() if r["noise"] == noise
+                                                        for e in (r["rules"].get(rule) or [])]
+                                                for noise in cfg.noises}
+                                         for rule in RULE_ORDER if rule != "sure"},
+                                        title=f"Loss against the single-run oracle; {setting}"),
+                    paths.figures / "gaps.png")]
+    for p, r in results.items():
+        chosen = {rule: r["rules"][rule][0]["iteration"] for rule in RULE_ORDER
+                  if r["rules"].get(rule) and rule != "pair_oracle"}
+        figures.append(save(stopping_example_figure(r["_curves"], chosen, observed_psnr=r["observed_psnr"],
+                                                    title=f"{p.stem}: runs 0 and 1; {setting}"),
+                            paths.figures / f"example_{p.stem}.png"))
+    refused = next((r["sure_refused"] for r in results.values() if "sure_refused" in r), None)
+    body = (f"{setting}.\n\nGap = oracle best PSNR of the returned output − its PSNR at the chosen iteration; "
+            f"vs single-run oracle = mean of the pair's own best PSNRs − PSNR of the returned output (the "
+            f"same yardstick for every rule; negative = better than stopping one run at its best). Mean and "
+            f"worst over images, seeds (or pairs).\n\n{table}\n\n"
+            + (f"SURE was not run: {refused}\n\n" if refused else "")
+            + f"Per file: chosen iteration (gap dB) per run or pair:\n\n{per_file}\n\n"
+            f"Figures: {', '.join(f.name for f in figures)}\n")
+    numbers = {"config": cfg, "files": {str(p): {k: v for k, v in r.items() if not k.startswith("_")}
+                                        for p, r in results.items()}}
+    md, js = write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body, numbers=numbers)
+    print(setting)
+    print(table)
+    print(f"wrote {', '.join(map(str, figures))}, {md}, {js}")
+    return {"config": cfg, "results": results}
+
+
+if __name__ == "__main__":
+    sys.exit(preset_cli(__doc__.splitlines()[0], PRESETS, main,
+                        images_help="an image file or a folder of images; default: matplotlib's sample photograph"))
