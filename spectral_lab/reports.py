@@ -67,10 +67,12 @@ def analyze_amplitudes_cmd(a) -> int:
             cells = [f"{_fmt_it(c)} ({_fmt_it(x)})" for c, x in zip(res.converged_at, res.first_crossing)]
             print(f"{r:<5}" + "".join(f"{c:>18}" for c in cells))
         ratio = table.get("ratio")
-        if ratio and ratio["converged_at"]["mean"] is not None:
-            rc = ratio["converged_at"]
-            ci = f", {rc['confidence']:.0%} CI [{rc['ci'][0]:.2f}, {rc['ci'][1]:.2f}]" if rc["ci"] else ""
-            print(f"t(k={ratio['k2']:g}) / t(k={ratio['k1']:g}): mean {rc['mean']:.2f} over {rc['n']} run(s){ci}")
+        for key, label in (("converged_at", "settle"), ("first_crossing", "first crossing")):
+            rc = ratio[key] if ratio else None
+            if rc and rc["mean"] is not None:
+                ci = f", {rc['confidence']:.0%} CI [{rc['ci'][0]:.2f}, {rc['ci'][1]:.2f}]" if rc["ci"] else ""
+                print(f"t(k={ratio['k2']:g}) / t(k={ratio['k1']:g}) ({label}): mean {rc['mean']:.2f} "
+                      f"over {rc['n']} run(s){ci}")
     return 0
 
 

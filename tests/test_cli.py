@@ -152,7 +152,8 @@ def test_record_with_tiny_flags_writes_a_two_run_file(tiny_file):
         assert traj.status == "complete" and traj.n_runs == 2
         assert [traj.n_frames(r) for r in range(2)] == [11, 11]
         assert traj.signal_shape == (32,) and traj.config["signal"]["freqs"] == [2, 5]
-        assert traj.config["model"] == {"name": "conv", "options": {"depth": 3, "width": 8, "kernel": 3}}
+        assert traj.config["model"] == {"name": "conv", "options": {"depth": 3, "width": 8, "kernel": 3,
+                                                        "init": "default", "bias": False}}
 
 
 def test_record_denoises_a_paper_image_from_the_shared_data(shared_data, tmp_path, capsys):

@@ -14,7 +14,10 @@ class ConvNet(RunNet):
     """``depth`` convolutions of ``width`` channels and kernel ``kernel``, ReLU between them.
 
     Layers: C_in -> width, (depth - 2) x width -> width, width -> C_out; zero 'same'
-    padding, Xavier-uniform weights, as the reference 1D experiment (dip-mem ``oned.py``).
+    padding. Defaults: Xavier-uniform weights with zero biases; the reference 1D experiment's
+    last version (dip-mem ``oned.py``) used PyTorch's default init and no biases
+    (``init="default", bias=False``, what the sines presets use): its smaller initial
+    weights separate the frequencies more (experiments/results/oned.md).
     """
 
     def __init__(self, *, runs: int, signal_shape: tuple[int, ...], depth: int = 4, width: int = 256,
