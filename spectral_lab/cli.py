@@ -126,6 +126,12 @@ class _StopFlag:
 def cmd_record(a: argparse.Namespace) -> int:
     from . import runner
 
+    if a.threads is not None:
+        if a.threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {a.threads}")
+        import torch
+
+        torch.set_num_threads(a.threads)
     stop = _StopFlag()
     stop.install()
     try:
@@ -299,6 +305,8 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--input-dist", choices=("uniform", "normal"))
     g.add_argument("--input-scale", type=float)
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is much "
+                                                "faster when other processes share the cores")
     g = r.add_argument_group("output")
     g.add_argument("--out", help="output file (default: trajectories/<signal>-<model>-<task>-<time>.h5)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
