@@ -31,7 +31,9 @@ __all__ = ["Callback", "FitState", "FitResult", "OPTIMIZERS", "fit", "make_fit_s
 
 
 def _adam(params, lr):
-    return torch.optim.Adam(params, lr=lr, foreach=True)
+    # fused: one kernel for the whole update (benchmarks/README.md: 2.4x faster for the linear
+    # net); still elementwise, so stacked runs stay independent
+    return torch.optim.Adam(params, lr=lr, fused=True)
 
 
 def _sgd(params, lr):

@@ -267,6 +267,8 @@ def _file_arg(p):
 
 # --------------------------------------------------------------------------- stopping rules
 
+STOP_RULES = ("es_wmv", "pair_divergence", "sure")
+
 def analyze_stop_cmd(a) -> int:
     from .analyze.stopping import stop_file
 
@@ -285,10 +287,10 @@ def analyze_stop_cmd(a) -> int:
 
 
 def _stop_args(p):
-    from .analyze.stopping import RULES
-
     p.add_argument("file")
-    p.add_argument("--rule", required=True, choices=sorted(RULES))
+    # literal, so that building the parser does not import scipy (about 1 s of every command's
+    # start-up); tests/test_cli.py checks it against analyze.stopping.RULES
+    p.add_argument("--rule", required=True, choices=STOP_RULES)
     p.add_argument("--window", type=int, default=100, help="es_wmv: frames in the running variance")
     p.add_argument("--patience", type=int, default=1000, help="es_wmv: iterations without a new minimum")
 

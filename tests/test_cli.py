@@ -280,3 +280,10 @@ def test_readme_names_make_demo_as_the_first_command():
     if not readme.exists():
         pytest.skip("README.md is not written yet")
     assert "make demo" in readme.read_text()
+
+
+def test_the_stop_command_offers_exactly_the_registered_rules():
+    from spectral_lab.analyze.stopping import RULES
+    from spectral_lab.reports import STOP_RULES
+
+    assert sorted(STOP_RULES) == sorted(RULES)
