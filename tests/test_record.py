@@ -257,3 +257,30 @@ def test_killed_run_keeps_flushed_frames(tiny_config, tmp_path, subprocess_env):
     runner.record(with_fit(cfg, iterations=n), tmp_path / "whole.h5", progress=False)
     for r, whole in enumerate(frames_of(tmp_path / "whole.h5")):
         assert np.array_equal(killed[r], whole[:n])
+
+
+def test_writer_under_a_slow_disk_loses_no_frame_and_keeps_order(tiny_config, tmp_path, monkeypatch):
+    import dataclasses
+
+    from spectral_lab import record as rec
+
+    cfg = tiny_config.replace(fit=dataclasses.replace(tiny_config.fit, iterations=60),
+                              record=dataclasses.replace(tiny_config.record, flush_seconds=0.001))
+    original = rec._Writer.write_frames
+    starts = []
+
+    def slow_disk(self, start, outputs, losses):
+        time.sleep(0.02)  # every block waits: the bounded queue fills and training has to wait
+        starts.append(start)
+        return original(self, start, outputs, losses)
+
+    monkeypatch.setattr(rec._Writer, "write_frames", slow_disk)
+    runner.record(cfg, tmp_path / "slow.h5", progress=False)
+    monkeypatch.undo()
+    runner.record(cfg, tmp_path / "fast.h5", progress=False)
+    assert len(starts) > 8 and starts == sorted(starts)  # many blocks, handed over in order
+    with open_trajectory(tmp_path / "slow.h5") as slow, open_trajectory(tmp_path / "fast.h5") as fast:
+        for r in range(cfg.fit.runs):
+            assert slow.n_frames(r) == fast.n_frames(r) == 61
+            assert np.array_equal(slow.frames(r)[:], fast.frames(r)[:])
+            assert np.array_equal(slow.losses(r), fast.losses(r))
