@@ -139,7 +139,8 @@ class Job:
 @dataclass
 class Estimate:
     """Probe-based cost of a list of jobs: seconds per iteration of every job (all its runs
-    together), the total seconds and bytes, and the free space where the files go."""
+    together), the total seconds and bytes (frames and checkpoint slots), and the free space
+    where the files go."""
 
     seconds_per_iteration: list[float]
     seconds: list[float]
@@ -164,22 +165,24 @@ class _StepTimer(Callback):
         self.times.append(time.perf_counter())
 
 
-def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, tuple[int, ...]]:
+def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, int]:
     """Time ``steps`` optimisation steps of ``cfg`` (after one warm-up step) through the same
-    fit loop, without recording. Returns (seconds per iteration for all runs, signal shape)."""
+    fit loop, without recording. Returns (seconds per iteration for all runs, checkpoint bytes:
+    parameters and Adam's two moments of all runs, float32)."""
     problem = make_problem(cfg)
     state, z, y = prepare_fit(cfg, problem, select_device(cfg.fit.device))
     timer = _StepTimer()
     fit(state, z, y, iterations=steps + 1, reg_noise_std=cfg.fit.reg_noise_std, callbacks=[timer])
     # frames 1 .. steps+1 follow steps 0 .. steps; the first (warm-up) interval is left out
     per_step = (timer.times[-1] - timer.times[1]) / steps
-    return per_step, tuple(problem.clean.shape)
+    n_params = sum(p.numel() for p in state.net.parameters())
+    return per_step, 3 * 4 * n_params
 
 
 def estimate_jobs(jobs: Sequence[Job], *, log: Callable[[str], None] = print) -> Estimate:
     """Probe every distinct (model, options, runs, image size) once and scale by iterations;
     a job whose file already holds a complete recording of its configuration costs nothing."""
-    cache: dict[str, tuple[float, tuple[int, ...]]] = {}
+    cache: dict[str, tuple[float, int]] = {}
     per_it, secs, sizes, shapes = [], [], [], []
     for job in jobs:
         c = job.config
@@ -199,11 +202,12 @@ def estimate_jobs(jobs: Sequence[Job], *, log: Callable[[str], None] = print) ->
                                   "reg": c.fit.reg_noise_std}, sort_keys=True)
         if problem_key not in cache:
             cache[problem_key] = probe_seconds_per_iteration(c)
-        s, _ = cache[problem_key]
+        s, checkpoint = cache[problem_key]
         per_it.append(s)
         secs.append(s * remaining)
         itemsize = np.dtype(c.record.dtype).itemsize
-        sizes.append(c.fit.runs * remaining * int(np.prod(shape)) * itemsize)
+        # frames, plus the file's two checkpoint slots (parameters + Adam moments of every run)
+        sizes.append(c.fit.runs * remaining * int(np.prod(shape)) * itemsize + (0 if same else 2 * checkpoint))
         shapes.append(shape)
     out_dir = jobs[0].path.parent if jobs else Path.cwd()
     probe_dir = out_dir
