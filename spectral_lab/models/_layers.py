@@ -187,6 +187,12 @@ def from_runs(x: torch.Tensor, runs: int) -> torch.Tensor:
 
 def concat_runs(tensors: Sequence[torch.Tensor], runs: int) -> torch.Tensor:
     """Concatenate ``(1, R*C_i, *s)`` tensors along channels *within* each run."""
+    if all(t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) for t in tensors):
+        # join per run on the NHWC data, (H, W, R, C_i) -> (H, W, R, ΣC): the result stays
+        # channels_last, where oneDNN's grouped convolution is fast (benchmarks/README.md)
+        nhwc = [t.permute(0, 2, 3, 1).reshape(*t.shape[2:], runs, t.shape[1] // runs) for t in tensors]
+        joined = torch.cat(nhwc, dim=-1)
+        return joined.reshape(1, *joined.shape[:2], -1).permute(0, 3, 1, 2)
     parts = [t.reshape(runs, t.shape[1] // runs, *t.shape[2:]) for t in tensors]
     joined = torch.cat(parts, dim=1)
     return joined.reshape(1, -1, *joined.shape[2:])

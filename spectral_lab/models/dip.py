@@ -113,5 +113,10 @@ class DipNet(RunNet):
         return stride ** levels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.body(to_runs(z)))
-        return self.out_act(from_runs(x, self.runs))
+        x = to_runs(z)
+        if self.ndim == 2:
+            # R runs as one grouped convolution are slow in oneDNN with NCHW activations and
+            # fast in channels_last (R=10 of the 128-channel dip: 1.26x -> 0.77x sequential)
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.head(self.body(x))
+        return self.out_act(from_runs(x.contiguous(), self.runs))
