@@ -62,7 +62,7 @@ class Config:
     ``sweep``: the cut-offs tried on the first image (R seeds each; the main one is shared)."""
 
     preset: str = "paper"
-    images: str | tuple[str, ...] | None = default_images()
+    images: str | tuple[str, ...] | None = None  # None: `default_images()`, else the sample photo
     grey: bool = True
     downsample: int = 1
     sigma: float = 25.0
@@ -86,6 +86,11 @@ QUICK = replace(PAPER, preset="quick", downsample=4, sweep=(0.03, 0.06, 0.12, 0.
 PRESETS = {"quick": QUICK, "hour": HOUR, "paper": PAPER}
 
 
+def resolved_images(cfg: Config) -> list:
+    """The image files of ``cfg`` (None: barbara and baboon when present, else the sample photo)."""
+    return image_paths(cfg.images if cfg.images is not None else default_images())
+
+
 def _job(cfg: Config, paths: Paths, image, noise: str, cutoff: float) -> Job:
     tag = "white" if noise == "white" else f"lowfreq{cutoff:.3f}"
     c = denoise_config(cfg.model, image, downsample=cfg.downsample, grey=cfg.grey, noise=noise, sigma=cfg.sigma,
@@ -96,7 +101,7 @@ def _job(cfg: Config, paths: Paths, image, noise: str, cutoff: float) -> Job:
 def jobs_of(cfg: Config) -> tuple[list[Job], list[Job], dict[Path, Job]]:
     """(main jobs: white and low-frequency per image, sweep jobs on the first image, all by path)."""
     paths = Paths(Path(cfg.out_dir), cfg.name)
-    images = image_paths(cfg.images)
+    images = resolved_images(cfg)
     main = [j for img in images for j in (_job(cfg, paths, img, "white", cfg.cutoff),
                                          _job(cfg, paths, img, "lowfreq", cfg.cutoff))]
     sweep = [_job(cfg, paths, images[0], "lowfreq", c) for c in cfg.sweep]
@@ -203,7 +208,7 @@ def main(cfg: Config) -> dict:
 
     if cfg.seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
-    if cfg.images is None:
+    if cfg.images is None and default_images() is None:
         print("note: ../shared/data/standard256 not found; using the sample photograph (pass --images)")
     main_jobs, sweep_jobs, unique = jobs_of(cfg)
     jobs = list(unique.values())
@@ -224,7 +229,7 @@ def main(cfg: Config) -> dict:
                f"σ={cfg.sigma:g} white vs low-frequency (cut-off {cfg.cutoff:g} cycles/px, same σ), noise seed "
                f"{cfg.noise_seed}; DIP {cfg.model.describe()}; {cfg.seeds} seeds")
     rows, figures = [], []
-    images = image_paths(cfg.images)
+    images = resolved_images(cfg)
     for img, (white, low) in zip(images, zip(main_jobs[::2], main_jobs[1::2])):
         name = image_name(img)
         aw, al = analysis[white.path], analysis[low.path]
