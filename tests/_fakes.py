@@ -76,3 +76,15 @@ class _CountingFrames:
         if block.ndim == self._frames.ndim:
             self._owner.frames_read = max(self._owner.frames_read, len(block))
         return block
+
+
+def run_cli(capsys, *argv):
+    """(exit code, stdout, stderr) of ``spectral-lab argv`` run in this process."""
+    from spectral_lab.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spectral_lab.cli import main
 from spectral_lab.models import MODELS, build_model
 from spectral_lab.record import open_trajectory
+from _fakes import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--length", "32", "--freqs", "2,5", "--width", "8", "--depth", "3", "--quiet", "--device", "cpu"]
@@ -29,14 +29,7 @@ def _restore_signal_handlers():
         signal.signal(s, handler)
 
 
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``spectral-lab argv`` run in this process."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def assert_one_line_error(code, err, *, expected_code=1, match=None):

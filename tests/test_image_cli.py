@@ -14,10 +14,10 @@ import pytest
 
 from spectral_lab.analyze.divergence import divergence_file, pairwise_divergence
 from spectral_lab.analyze.spectrum import band_fit_times, spectrum_error, spectrum_file
-from spectral_lab.cli import main
 from spectral_lab.config import FitConfig, ModelConfig, RunConfig, SignalConfig
 from spectral_lab.record import open_trajectory
 from spectral_lab.runner import record
+from _fakes import run_cli
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -62,14 +62,7 @@ def stored_frames(path) -> tuple[list[np.ndarray], np.ndarray]:
                 np.asarray(traj.target, dtype=np.float64))
 
 
-def run(capsys, *argv):
-    """(exit code, stdout, stderr) of ``spectral-lab argv`` run in this process."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:  # argparse
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def assert_one_line_error(code, err, match):
