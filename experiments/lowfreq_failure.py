@@ -39,8 +39,8 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._common import REPO, Paths, markdown_table, write_report
-from experiments.denoise_architectures import (Job, ModelBudget, denoise_config, dip_budget, image_name,
-                                               image_paths, mean_std, plan, preset_cli, record_jobs)
+from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
+                                  image_paths, mean_std, plan, preset_cli, record_jobs)
 from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.analyze.spectrum import band_power, radial_bands, spectrum_file
 from spectral_lab.record import open_trajectory

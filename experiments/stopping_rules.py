@@ -16,8 +16,10 @@ see (outputs, the observation, σ for the rules that need it); the clean image o
   (the same yardstick for single-run and pair rules; negative: better than a single run's
   oracle).
 
-Rules (`spectral_lab.analyze.stopping`): ``es_wmv`` (Wang et al. 2023), ``sure`` (needs the
-network's divergence, which recorded outputs do not hold: reported as not run, with the reason),
+Rules (`spectral_lab.analyze.stopping`): ``es_wmv`` (Wang et al. 2023), ``sure`` (Jo et al.
+2021; white noise only: its divergence term comes from a *twin* file per white-noise file, the
+same seeds fitted to the observation plus ε·b, ε = ``probe``/255, see
+`spectral_lab.analyze.stopping.probe_divergence`; ``--set probe=0`` leaves SURE out),
 ``discrepancy`` (Morozov: the first iteration whose residual reaches the clipped noise's
 variance; needs σ), ``pair_divergence`` (ours, the first valley of the pair's disagreement ε),
 ``pair_discrepancy`` (ours: the discrepancy principle on the pair's mean residual, output the
@@ -25,6 +27,7 @@ pair average), the baseline ``last`` (no early stopping) and, for reference only
 average at its oracle stop.
 
 Writes figures/stopping_rules/{table.md, results.json, gaps.png, example_<image>--<noise>.png}.
+Any scalar of `Config` can be changed with ``--set FIELD=VALUE`` (e.g. ``--set probe=2.5``).
 """
 
 from __future__ import annotations
@@ -40,11 +43,10 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._common import REPO, Paths, markdown_table, write_report
-from experiments.denoise_architectures import (Job, ModelBudget, denoise_config, dip_budget, image_name,
-                                               image_paths, plan, preset_cli, record_jobs)
+from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
+                                  image_paths, plan, preset_cli, record_jobs)
 from spectral_lab.analyze import stopping
 from spectral_lab.analyze.psnr import psnr
-from spectral_lab.errors import AnalysisError
 from spectral_lab.record import open_trajectory
 
 NAME = "stopping_rules"
@@ -54,7 +56,8 @@ NAME = "stopping_rules"
 class Config:
     """``pairs`` per file (2·pairs seeds); ``window``/``patience``: ES-WMV's W and P (the
     authors' defaults 100 and 1000 for budgets of thousands of iterations); ``rise``/``smooth``:
-    the pair rule's first-valley detector."""
+    the pair rule's first-valley detector; ``probe``: the SURE twin's perturbation, 0–255 scale
+    (5 = σ/5 for σ = 25; 0: no twin, SURE not run)."""
 
     preset: str = "paper"
     images: str | None = None
@@ -71,6 +74,7 @@ class Config:
     patience: int = 1000
     rise: float = 2.0
     smooth: int = 1
+    probe: float = 5.0
     out_dir: Path = REPO
     estimate_only: bool = False
     name: str = NAME
@@ -87,13 +91,25 @@ QUICK = replace(PAPER, preset="quick", downsample=16,
 PRESETS = {"quick": QUICK, "hour": HOUR, "paper": PAPER}
 
 
+TWIN = "--twin"
+
+
 def jobs_of(cfg: Config) -> list[Job]:
+    """One file per (image, noise); for white noise also its SURE twin (``<file>--twin.h5``,
+    label ``twin``) when ``cfg.probe`` > 0."""
     paths = Paths(Path(cfg.out_dir), cfg.name)
-    return [Job(paths.trajectory(f"{image_name(img)}--{noise}"),
-                denoise_config(cfg.model, img, downsample=cfg.downsample, grey=cfg.grey, noise=noise,
-                               sigma=cfg.sigma, cutoff=cfg.cutoff, noise_seed=cfg.noise_seed, runs=cfg.seeds,
-                               seed=cfg.seed), noise)
-            for img in image_paths(cfg.images) for noise in cfg.noises]
+    jobs = []
+    for img in image_paths(cfg.images):
+        for noise in cfg.noises:
+            def config(probe: float):
+                return denoise_config(cfg.model, img, downsample=cfg.downsample, grey=cfg.grey, noise=noise,
+                                      sigma=cfg.sigma, cutoff=cfg.cutoff, noise_seed=cfg.noise_seed,
+                                      runs=cfg.seeds, seed=cfg.seed, probe=probe)
+            stem = f"{image_name(img)}--{noise}"
+            jobs.append(Job(paths.trajectory(stem), config(0.0), noise))
+            if noise == "white" and cfg.probe > 0:
+                jobs.append(Job(paths.trajectory(stem + TWIN), config(cfg.probe), "twin"))
+    return jobs
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -102,8 +118,9 @@ def _pairs(n_runs: int) -> list[tuple[int, int]]:
     return [(a, a + 1) for a in range(0, n_runs - 1, 2)]
 
 
-def evaluate_file(path: Path, cfg: Config) -> dict:
-    """Every rule on every run / pair of one file, scored against the clean image."""
+def evaluate_file(path: Path, cfg: Config, twin: Path | None = None) -> dict:
+    """Every rule on every run / pair of one file, scored against the clean image; SURE when
+    the file has a ``twin``."""
     out: dict[str, Any] = {"file": path, "rules": {}}
     with open_trajectory(path) as t:
         clean = np.asarray(t.target, dtype=np.float64)
@@ -138,11 +155,19 @@ def evaluate_file(path: Path, cfg: Config) -> dict:
     per_run("es_wmv", lambda f: stopping.es_wmv(f, window=cfg.window, patience=cfg.patience))
     per_run("discrepancy", lambda f: stopping.discrepancy_rule(f, observed, sigma=sigma, clip=clip))
     per_run("last", lambda f: len(f) - 1)
-    try:
-        per_run("sure", lambda f: stopping.sure(f, observed, sigma=sigma))
-    except AnalysisError as exc:
+    sure_curve = None
+    if twin is not None:
+        with open_trajectory(path) as t, open_trajectory(twin) as tw:
+            delta, epsilon = stopping._check_twin(t, tw)
+            twin_runs = [np.asarray(tw.frames(r)[: tw.n_frames(r)], dtype=np.float64) for r in range(tw.n_runs)]
+        divergences = [np.array(list(stopping.probe_divergence(f, g, delta, epsilon=epsilon)))
+                       for f, g in zip(runs, twin_runs)]
+        pending = iter(divergences)
+        per_run("sure", lambda f: stopping.sure(f, observed, sigma=sigma, divergence=next(pending)))
+        sure_curve = stopping.sure_curve(runs[0], observed, sigma=sigma, divergence=divergences[0])
+    else:
         out["rules"]["sure"] = None
-        out["sure_refused"] = str(exc)
+        out["sure_refused"] = "assumes white noise" if noise != "white" else "no twin file (probe = 0)"
     per_pair("pair_divergence", lambda a, b: stopping.pair_divergence_rule(a, b, rise=cfg.rise, smooth=cfg.smooth))
     per_pair("pair_discrepancy", lambda a, b: stopping.pair_discrepancy_rule(a, b, observed, sigma=sigma, clip=clip))
     per_pair("pair_oracle", lambda a, b: int(np.argmax(psnr(0.5 * (a + b), clean))))  # reference only
@@ -157,6 +182,7 @@ def evaluate_file(path: Path, cfg: Config) -> dict:
         "level": np.array([stopping.clipped_noise_variance(0.5 * (fa + fb), sigma) if clip else sigma**2
                            for fa, fb in zip(a, b)]),
         "sigma": sigma,
+        "sure": sure_curve,
     }
     return out
 
@@ -175,9 +201,11 @@ def summary_rows(results: Mapping[Path, dict]) -> list[dict]:
             entries = [e for r in results.values() if noise in ("all", r["noise"]) and r["rules"].get(rule)
                        for e in r["rules"][rule]]
             if not entries:
-                if rule == "sure" and noise == "all":
-                    rows.append({"rule": rule, "noise": "all", "output": RULE_NOTES[rule],
-                                 "gap mean (dB)": "not run: needs the divergence of the network map"})
+                reasons = sorted({r.get(f"{rule}_refused", "") for r in results.values()
+                                  if noise in ("all", r["noise"])} - {""})
+                if reasons:
+                    rows.append({"rule": rule, "noise": noise, "output": RULE_NOTES[rule],
+                                 "gap mean (dB)": "not run: " + "; ".join(reasons)})
                 continue
             gaps = np.array([e["gap"] for e in entries])
             vs = np.array([e["vs_single"] for e in entries])
@@ -202,7 +230,8 @@ def main(cfg: Config) -> dict:
         return {}
     record_jobs(jobs)
     paths = Paths(Path(cfg.out_dir), cfg.name)
-    results = {j.path: evaluate_file(j.path, cfg) for j in jobs}
+    twins = {j.path.with_name(j.path.name.replace(TWIN, "")): j.path for j in jobs if j.label == "twin"}
+    results = {j.path: evaluate_file(j.path, cfg, twins.get(j.path)) for j in jobs if j.label != "twin"}
 
     with open_trajectory(jobs[0].path) as t:
         size = "×".join(map(str, t.signal_shape))
@@ -210,7 +239,7 @@ def main(cfg: Config) -> dict:
                f"(down-sampled ×{cfg.downsample}, {'grey' if cfg.grey else 'colour'}), noise {', '.join(cfg.noises)} "
                f"(σ={cfg.sigma:g}, low-frequency cut-off {cfg.cutoff:g} cycles/px), DIP {cfg.model.describe()}, "
                f"{cfg.seeds} seeds per file; ES-WMV W={cfg.window}, P={cfg.patience}; pair rule rise={cfg.rise:g}, "
-               f"smooth={cfg.smooth}")
+               f"smooth={cfg.smooth}; SURE probe ε={cfg.probe:g}/255")
     table = markdown_table(summary_rows(results))
     per_file = markdown_table([
         {"file": p.stem, "observed (dB)": f"{r['observed_psnr']:.2f}",
@@ -221,7 +250,7 @@ def main(cfg: Config) -> dict:
     figures = [save(stopping_gap_figure({rule: {noise: [e["vs_single"] for r in results.values() if r["noise"] == noise
                                                         for e in (r["rules"].get(rule) or [])]
                                                 for noise in cfg.noises}
-                                         for rule in RULE_ORDER if rule != "sure"},
+                                         for rule in RULE_ORDER},
                                         title=f"Loss against the single-run oracle; {setting}"),
                     paths.figures / "gaps.png")]
     for p, r in results.items():
@@ -230,12 +259,10 @@ def main(cfg: Config) -> dict:
         figures.append(save(stopping_example_figure(r["_curves"], chosen, observed_psnr=r["observed_psnr"],
                                                     title=f"{p.stem}: runs 0 and 1; {setting}"),
                             paths.figures / f"example_{p.stem}.png"))
-    refused = next((r["sure_refused"] for r in results.values() if "sure_refused" in r), None)
     body = (f"{setting}.\n\nGap = oracle best PSNR of the returned output − its PSNR at the chosen iteration; "
             f"vs single-run oracle = mean of the pair's own best PSNRs − PSNR of the returned output (the "
             f"same yardstick for every rule; negative = better than stopping one run at its best). Mean and "
             f"worst over images, seeds (or pairs).\n\n{table}\n\n"
-            + (f"SURE was not run: {refused}\n\n" if refused else "")
             + f"Per file: chosen iteration (gap dB) per run or pair:\n\n{per_file}\n\n"
             f"Figures: {', '.join(f.name for f in figures)}\n")
     numbers = {"config": cfg, "files": {str(p): {k: v for k, v in r.items() if not k.startswith("_")}

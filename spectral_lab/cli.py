@@ -61,7 +61,7 @@ def _record_overrides(a: argparse.Namespace) -> dict:
         "image": a.image, "grey": a.grey, "downsample": a.downsample, "size": a.size,
         "pattern_fraction": a.pattern_fraction}.items() if v is not None}
     deg = {k: v for k, v in {"noise": a.noise, "sigma": a.sigma, "cutoff": a.noise_cutoff,
-                             "seed": a.noise_seed}.items() if v is not None}
+                             "seed": a.noise_seed, "probe": a.probe}.items() if v is not None}
     fit = {k: v for k, v in {
         "iterations": a.iterations, "lr": a.lr, "optimizer": a.optimizer, "reg_noise_std": a.reg_noise_std,
         "input_dist": a.input_dist, "input_scale": a.input_scale, "runs": a.runs, "seed": a.seed,
@@ -285,6 +285,9 @@ def make_parser() -> argparse.ArgumentParser:
     g.add_argument("--sigma", type=float, help="noise standard deviation on the 0-255 scale (default 25)")
     g.add_argument("--noise-cutoff", type=float, help="cut-off of the low-frequency noise, cycles per sample")
     g.add_argument("--noise-seed", type=int)
+    g.add_argument("--probe", type=float,
+                   help="SURE twin: add this much Gaussian perturbation (0-255 scale) to the observation; "
+                        "record once without and once with it, then: analyze stop FILE --rule sure --twin TWIN")
     g = r.add_argument_group("model")
     g.add_argument("--model", help="dip, conv, linear or relunet (see: spectral-lab models)")
     for key, typ in (("depth", int), ("width", int), ("kernel", int), ("levels", int), ("stride", int)):

@@ -19,7 +19,11 @@ PRESETS = ("quick", "paper")
 class SignalConfig:
     """What is fitted. ``sines``: Σ A sin(2π k t + φ) on ``length`` points of [0, 1);
     ``image``: a file (``image``; None = matplotlib's bundled photograph); ``triangle``: the
-    synthetic triangle with a fine pattern over ``pattern_fraction`` of the area."""
+    synthetic triangle with a fine pattern over ``pattern_fraction`` of the area.
+
+    ``crop_multiple``: images are centre-cropped to sides that are multiples of this and of
+    what the model needs (their least common multiple); comparisons of models with different
+    needs set it to the largest, so that every model sees the same pixels."""
 
     kind: str = "sines"
     freqs: tuple[float, ...] = (5, 50)
@@ -31,17 +35,25 @@ class SignalConfig:
     downsample: int = 1
     size: int = 64
     pattern_fraction: float = 0.6
+    crop_multiple: int = 1
 
 
 @dataclass(frozen=True)
 class DegradeConfig:
     """The degradation of the ``denoise`` task: noise kind, σ on the 0–255 scale, the
-    low-frequency field's cut-off (cycles per sample) and the noise seed."""
+    low-frequency field's cut-off (cycles per sample) and the noise seed.
+
+    ``probe`` (0–255 scale, default 0 = none) adds ε·b, b ~ N(0, I) drawn from the noise
+    seed's own ``probe`` stream, to the observation after clipping: a file recorded with
+    ``probe > 0`` and otherwise the same configuration is the SURE *twin* of the file
+    without, and the two files' outputs give the Monte-Carlo divergence that SURE needs
+    (`spectral_lab.analyze.stopping.probe_divergence`)."""
 
     noise: str = "white"
     sigma: float = 25.0
     cutoff: float = 0.05
     seed: int = 0
+    probe: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -162,10 +174,14 @@ def validate(cfg: RunConfig) -> RunConfig:
     _int(s.length, "length", 4, 1 << 22)
     _int(s.downsample, "downsample", 1, 64)
     _int(s.size, "size", 8, 4096)
+    _int(s.crop_multiple, "crop_multiple", 1, 4096)
     _finite(s.pattern_fraction, "pattern fraction", nonnegative=True)
     _finite(d.sigma, "sigma", nonnegative=True)
     _finite(d.cutoff, "noise cut-off", positive=True)
     _int(d.seed, "noise seed", 0)
+    _finite(d.probe, "probe", nonnegative=True)
+    if d.probe > 0 and cfg.task != "denoise":
+        raise ConfigError("probe (the SURE twin's perturbation of the observation) needs the denoise task")
     _int(f.iterations, "iterations", 1, 10_000_000)
     _finite(f.lr, "learning rate", positive=True)
     _finite(f.reg_noise_std, "reg_noise_std", nonnegative=True)

@@ -267,14 +267,25 @@ def _file_arg(p):
 
 # --------------------------------------------------------------------------- stopping rules
 
-STOP_RULES = ("es_wmv", "pair_divergence", "sure")
+STOP_RULES = ("es_wmv", "sure", "discrepancy", "pair_divergence", "pair_discrepancy")
+_SIGMA_RULES = ("sure", "discrepancy", "pair_discrepancy")
+
 
 def analyze_stop_cmd(a) -> int:
     from .analyze.stopping import stop_file
+    from .errors import AnalysisError
 
-    params = {}
+    params: dict = {}
     if a.rule == "es_wmv":
         params = {"window": a.window, "patience": a.patience}
+    if a.sigma is not None:
+        if a.rule not in _SIGMA_RULES:
+            raise AnalysisError(f"--sigma is used by the rules {', '.join(_SIGMA_RULES)}, not by {a.rule}")
+        params["sigma"] = a.sigma / 255.0
+    if a.twin is not None:
+        if a.rule != "sure":
+            raise AnalysisError(f"--twin is used by the sure rule only, not by {a.rule}")
+        params["twin"] = a.twin
     res = stop_file(a.file, a.rule, **params)
     if a.json:
         _dump({"file": str(a.file), **res.to_json()})
@@ -293,6 +304,9 @@ def _stop_args(p):
     p.add_argument("--rule", required=True, choices=STOP_RULES)
     p.add_argument("--window", type=int, default=100, help="es_wmv: frames in the running variance")
     p.add_argument("--patience", type=int, default=1000, help="es_wmv: iterations without a new minimum")
+    p.add_argument("--twin", help="sure: the file's twin, recorded with the same settings and --probe EPS")
+    p.add_argument("--sigma", type=float,
+                   help="sure, discrepancy, pair_discrepancy: noise std on the 0-255 scale (default: the file's)")
 
 
 # --------------------------------------------------------------------------- registry

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,8 @@ def _make_problem(cfg: RunConfig) -> Problem:
                               f"got {s.length}")
     elif s.kind == "image":
         path = s.image if s.image is not None else signals.sample_image_path()
-        clean = signals.load_image(path, grey=s.grey, downsample=s.downsample, crop_multiple=multiple)
+        clean = signals.load_image(path, grey=s.grey, downsample=s.downsample,
+                                   crop_multiple=math.lcm(multiple, s.crop_multiple))
         kind = "image"
     else:
         if s.size % multiple:
@@ -100,7 +102,7 @@ def _make_problem(cfg: RunConfig) -> Problem:
         d = cfg.degrade
         # images live in [0, 1] and are clipped like a saved photograph; 1D signals are signed
         observed = signals.degrade(clean, noise=d.noise, sigma=d.sigma, cutoff=d.cutoff, seed=d.seed,
-                                   clip=kind == "image")
+                                   clip=kind == "image", probe=d.probe)
     else:
         observed = clean
     return Problem(kind, np.asarray(clean, dtype=np.float32), np.asarray(observed, dtype=np.float32))

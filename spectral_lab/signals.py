@@ -33,6 +33,7 @@ __all__ = [
     "add_lowfreq_noise",
     "degrade",
     "NOISE_KINDS",
+    "probe_perturbation",
 ]
 
 NOISE_KINDS = ("none", "white", "lowfreq")
@@ -567,6 +568,7 @@ def degrade(
     cutoff: float = 0.05,
     seed: int = 0,
     clip: bool = True,
+    probe: float = 0.0,
 ) -> np.ndarray:
     """The observation of a clean signal: ``x`` plus the chosen noise, clipped to [0, 1].
 
@@ -581,19 +583,35 @@ def degrade(
         Passed on; ``cutoff`` is used by ``"lowfreq"`` only, none are used by ``"none"``.
     clip : bool
         Clip to [0, 1] (images). Signed 1D signals pass ``clip=False``.
+    probe : float
+        SURE twin (0–255 scale; 0: none): adds ``probe_perturbation(x.shape, probe,
+        seed=seed)`` after clipping, unclipped, so that the twin's observation is exactly
+        y + ε·b with y the observation without probe.
 
     Returns
     -------
     np.ndarray
-        Shape of ``x``, float32.
+        Shape ``x``, float32.
     """
     if noise not in NOISE_KINDS:
         raise SignalError(f"unknown noise {noise!r}; choose one of {', '.join(NOISE_KINDS)}")
     signal = _as_signal(x)
     if noise == "none":
-        return signal.astype(np.float32)
-    if noise == "white":
-        noisy = signal + white_noise(signal.shape, sigma, seed=seed)
+        observed = signal
     else:
-        noisy = signal + lowfreq_noise(signal.shape, sigma, cutoff, seed=seed)
-    return (np.clip(noisy, 0.0, 1.0) if clip else noisy).astype(np.float32)
+        if noise == "white":
+            noisy = signal + white_noise(signal.shape, sigma, seed=seed)
+        else:
+            noisy = signal + lowfreq_noise(signal.shape, sigma, cutoff, seed=seed)
+        observed = np.clip(noisy, 0.0, 1.0) if clip else noisy
+    if probe:
+        observed = observed + probe_perturbation(signal.shape, probe, seed=seed)
+    return observed.astype(np.float32)
+
+
+def probe_perturbation(shape: int | tuple[int, ...], probe: float, *, seed: int) -> np.ndarray:
+    """ε·b, the perturbation of a SURE twin's observation: b ~ N(0, I) from the ``probe``
+    stream of the noise seed (independent of the noise itself), ε = ``probe / 255``."""
+    from spectral_lab.seeding import stream_seed
+
+    return white_noise(shape, probe, seed=stream_seed(_check_seed(seed), "probe"))

@@ -14,6 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the experiments folder is scripts, not an installed package
 
+from experiments import _denoise as plumbing  # noqa: E402
 from experiments import denoise_architectures as arch  # noqa: E402
 from experiments import lowfreq_failure as failure  # noqa: E402
 from experiments import stopping_rules  # noqa: E402
@@ -34,8 +35,8 @@ def tiny_comparison(tmp_path_factory):
     20.98-21.01 dB, margin 2.38-2.61 dB; seed 0: 23.36 vs 20.98."""
     out = tmp_path_factory.mktemp("arch")
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=1, seed=0, out_dir=out, models=(
-        arch.dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=250),
-        arch.ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
+        plumbing.dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=250),
+        plumbing.ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
                          iterations=150, lr=1e-4)))
     return out, arch.main(cfg)
 
@@ -69,10 +70,10 @@ def test_comparison_writes_its_table_figures_and_json(tiny_comparison):
 def test_a_complete_recording_of_the_same_configuration_is_reused(tiny_comparison):
     out, _ = tiny_comparison
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=1, out_dir=out, models=(
-        arch.ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
+        plumbing.ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
                          iterations=150, lr=1e-4),))
     messages = []
-    (rec,) = arch.record_jobs(arch.jobs_of(cfg), log=messages.append)
+    (rec,) = plumbing.record_jobs(arch.jobs_of(cfg), log=messages.append)
     assert rec.reused and messages == ["  reusing sample_photo--linear-128.h5 (complete, same configuration)"]
 
 
@@ -81,15 +82,15 @@ def test_an_interrupted_recording_of_the_same_configuration_is_resumed_to_comple
     from spectral_lab.runner import record
 
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=2, out_dir=tmp_path, models=(
-        arch.ModelBudget("linear-128", "linear", {"depth": 3, "width": 16}, iterations=12, lr=1e-4),))
+        plumbing.ModelBudget("linear-128", "linear", {"depth": 3, "width": 16}, iterations=12, lr=1e-4),))
     (job,) = arch.jobs_of(cfg)
     steps = iter(range(100))
     record(job.config, job.path, progress=False, should_stop=lambda: next(steps) >= 4)
-    est = arch.estimate_jobs([job])
+    est = plumbing.estimate_jobs([job])
     # 8 frames of 2 runs left; the checkpoint slots exist already
     assert est.seconds_per_iteration[0] > 0 and est.bytes[0] == 2 * (13 - 5) * 3 * 37 * 32 * 4
     messages = []
-    (rec,) = arch.record_jobs([job], log=messages.append)
+    (rec,) = plumbing.record_jobs([job], log=messages.append)
     assert messages == ["  resuming sample_photo--linear-128.h5 (interrupted)"] and not rec.reused
     with open_trajectory(job.path) as t:
         assert t.status == "complete" and t.n_frames(1) == 13
@@ -100,23 +101,52 @@ def test_an_interrupted_recording_of_the_same_configuration_is_resumed_to_comple
 def test_image_paths_lists_the_image_files_of_a_folder_sorted(tmp_path):
     for name in ("b.png", "a.JPG", "notes.txt"):
         (tmp_path / name).write_bytes(b"")
-    assert [p.name for p in arch.image_paths(tmp_path)] == ["a.JPG", "b.png"]
+    assert [p.name for p in plumbing.image_paths(tmp_path)] == ["a.JPG", "b.png"]
 
 
 def test_image_paths_of_nothing_is_the_sample_photo():
-    assert arch.image_paths(None) == [None]
+    assert plumbing.image_paths(None) == [None]
 
 
 def test_a_missing_images_path_is_one_line_and_exit_status_1(tmp_path, capsys):
-    code = arch.preset_cli("x", arch.PRESETS, arch.main, ["--quick", "--images", str(tmp_path / "nope")],
-                           images_help="")
+    code = plumbing.preset_cli("x", arch.PRESETS, arch.main, ["--quick", "--images", str(tmp_path / "nope")],
+                               images_help="")
     assert code == 1
     assert capsys.readouterr().err.strip().endswith("no such file or folder")
 
 
+def test_set_overrides_scalar_fields_of_the_preset_with_their_types(tmp_path):
+    seen = []
+    argv = ["--quick", "--set", "downsample=8", "--set", "sigma=15", "--estimate-only", "--out-dir", str(tmp_path)]
+    assert plumbing.preset_cli("x", arch.PRESETS, seen.append, argv, images_help="") == 0
+    (cfg,) = seen
+    assert (cfg.downsample, cfg.sigma, cfg.preset) == (8, 15.0, "quick")
+    assert isinstance(cfg.sigma, float) and cfg.estimate_only
+
+
+@pytest.mark.parametrize("item, message", [("nonsense=1", "FIELD one of"), ("downsample=2.5", "takes a int"),
+                                           ("models=1", "FIELD one of"), ("downsample", "FIELD=VALUE")])
+def test_set_rejects_unknown_fields_and_bad_values_in_one_line(capsys, item, message):
+    with pytest.raises(SystemExit) as exc:
+        plumbing.preset_cli("x", arch.PRESETS, lambda c: None, ["--quick", "--set", item], images_help="")
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_stopping_rules_pairs_every_white_noise_file_with_its_sure_twin(tmp_path):
+    jobs = stopping_rules.jobs_of(replace(stopping_rules.QUICK, out_dir=tmp_path))
+    assert [(j.path.name, j.label) for j in jobs] == [
+        ("sample_photo--white.h5", "white"), ("sample_photo--white--twin.h5", "twin"),
+        ("sample_photo--lowfreq.h5", "lowfreq")]
+    plain, twin = jobs[0].config.to_dict(), jobs[1].config.to_dict()
+    assert twin["degrade"].pop("probe") == stopping_rules.QUICK.probe > 0 and plain["degrade"].pop("probe") == 0
+    assert plain == twin
+    assert len(stopping_rules.jobs_of(replace(stopping_rules.QUICK, probe=0.0, out_dir=tmp_path))) == 2
+
+
 def test_a_folder_without_images_raises(tmp_path):
     with pytest.raises(SpectralLabError, match="no image files"):
-        arch.image_paths(tmp_path)
+        plumbing.image_paths(tmp_path)
 
 
 def test_every_preset_budgets_each_model_itself():

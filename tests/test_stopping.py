@@ -14,6 +14,7 @@ from spectral_lab.analyze.stopping import (
     pair_disagreement,
     pair_discrepancy_rule,
     pair_divergence_rule,
+    probe_divergence,
     stop_file,
     sure,
     sure_curve,
@@ -259,8 +260,9 @@ def test_pair_discrepancy_rule_stops_near_the_best_average_and_the_average_beats
 # --- registry and files ----------------------------------------------------------------
 
 
-def test_registry_holds_the_three_rules():
-    assert RULES == {"es_wmv": es_wmv, "sure": sure, "pair_divergence": pair_divergence_rule}
+def test_registry_holds_the_five_rules():
+    assert RULES == {"es_wmv": es_wmv, "sure": sure, "discrepancy": discrepancy_rule,
+                     "pair_divergence": pair_divergence_rule, "pair_discrepancy": pair_discrepancy_rule}
 
 
 def test_unknown_rule_raises():
@@ -327,3 +329,104 @@ def test_stop_file_sure_on_low_frequency_noise_raises():
     config = {"degrade": {"noise": "lowfreq", "sigma": 25.0}}
     with pytest.raises(AnalysisError, match="white"):
         stop_file(FakeTrajectory([frames], clean, config=config), "sure", divergence=[np.ones(30)])
+
+
+# --- SURE from a twin file (Monte-Carlo divergence) ---------------------------------------
+
+
+def test_probe_divergence_of_a_linear_map_is_the_quadratic_form_of_the_probe():
+    # f_t = A_t y with A_t diagonal: the twin gives A_t (y + eps b), so the estimate is
+    # b^T A_t b exactly, whose mean over b is trace(A_t)
+    rng = np.random.default_rng(3)
+    n, eps = 5000, 0.01
+    y = rng.uniform(size=n)
+    b = rng.standard_normal(n)
+    diagonals = [np.full(n, 0.5), rng.uniform(size=n)]
+    frames = [a * y for a in diagonals]
+    twin = [a * (y + eps * b) for a in diagonals]
+    values = list(probe_divergence(frames, twin, eps * b, epsilon=eps))
+    for value, a in zip(values, diagonals):
+        assert value == pytest.approx(float(np.sum(a * b * b)), rel=1e-9)
+        assert value == pytest.approx(float(a.sum()), rel=0.05)  # ~ sqrt(2/n) relative spread
+
+
+def twin_files(probe=2.55, n_frames=51):
+    """A linear-smoother 'file' and its twin fitted to y + eps b: SURE from the twin must
+    equal SURE from the exact divergence (factor * n)."""
+    n = 3 * 37 * 31
+    x, y, factors, frames, _ = linear_smoother_case(n=n)
+    # frame 0 is the untrained network's output: it does not depend on the observation
+    factors = np.concatenate([[0.0], factors])
+    frames = np.concatenate([np.full((1, n), 0.5), frames])
+    eps = probe / 255.0
+    b = np.random.default_rng(9).standard_normal(n)
+    config = {"task": "denoise", "degrade": {"noise": "white", "sigma": 25.5, "probe": 0.0},
+              "fit": {"runs": 1}, "record": {"dtype": "float32"}}
+    twin_config = {**config, "degrade": {**config["degrade"], "probe": probe}, "record": {"dtype": "float16"}}
+    shape = (len(factors), *SHAPE)
+    file = FakeTrajectory([frames.reshape(shape)], x.reshape(SHAPE), observed=y.reshape(SHAPE), config=config)
+    twin_frames = np.concatenate([frames[:1], factors[1:, None] * (y + eps * b)[None, :]])
+    twin = FakeTrajectory([twin_frames.reshape(shape)], x.reshape(SHAPE),
+                          observed=(y + eps * b).reshape(SHAPE), config=twin_config)
+    return x, y, factors, file, twin
+
+
+def test_stop_file_sure_with_a_twin_matches_sure_with_the_exact_divergence():
+    x, y, factors, file, twin = twin_files()
+    mse = np.mean((factors[:, None] * y[None, :] - x) ** 2, axis=1)
+    entry = stop_file(file, "sure", twin=twin).entries[0]
+    assert abs(entry.iteration - int(np.argmin(mse))) <= 1
+    exact = stop_file(file, "sure", divergence=[factors * y.size]).entries[0]
+    assert abs(entry.iteration - exact.iteration) <= 1
+
+
+def test_a_twin_must_be_the_same_configuration_with_a_probe():
+    x, y, factors, file, twin = twin_files()
+    with pytest.raises(AnalysisError, match="without a probe"):
+        stop_file(file, "sure", twin=file)
+    with pytest.raises(AnalysisError, match="itself recorded with a probe"):
+        stop_file(twin, "sure", twin=twin)
+    twin.config = {**twin.config, "fit": {"runs": 1, "lr": 0.5}}
+    with pytest.raises(AnalysisError, match="differs from the file's in fit"):
+        stop_file(file, "sure", twin=twin)
+    with pytest.raises(AnalysisError, match="twin file is used by the sure rule only"):
+        stop_file(file, "es_wmv", twin=twin)
+
+
+def test_twin_with_another_untrained_output_is_refused():
+    x, y, factors, file, twin = twin_files()
+    twin.arrays[0][0] += 0.01
+    with pytest.raises(AnalysisError, match="frame 0"):
+        stop_file(file, "sure", twin=twin)
+
+
+def test_twin_with_other_seeds_is_refused():
+    x, y, factors, file, twin = twin_files()
+    twin._seeds = [{"seed": 7, "weight_seed": 7, "input_seed": 7}]
+    with pytest.raises(AnalysisError, match="seeds"):
+        stop_file(file, "sure", twin=twin)
+
+
+def test_stop_file_runs_the_discrepancy_rules_with_the_files_sigma_and_clip():
+    clean, y, frames, s_a, s_b = image_then_noise()
+    config = {"task": "denoise", "degrade": {"noise": "white", "sigma": 25.5}}
+    traj = FakeTrajectory([frames, frames], clean, observed=y, config=config, kind="1d")
+    single = stop_file(traj, "discrepancy").to_json()
+    y32 = y.astype(np.float32)
+    assert single["params"]["sigma"] == pytest.approx(0.1)
+    assert single["results"][0]["iteration"] == discrepancy_rule(frames.astype(np.float32), y32, sigma=0.1,
+                                                                 clip=None)
+    decay = np.exp(-np.arange(len(frames)) / 30).reshape(-1, 1, 1, 1)
+    a, b = frames + decay * s_a, frames + decay * s_b
+    paired = stop_file(FakeTrajectory([a, b], clean, observed=y, config=config, kind="1d"),
+                       "pair_discrepancy", chunk=5).to_json()
+    (entry,) = paired["results"]
+    assert entry["iteration"] == pair_discrepancy_rule(a.astype(np.float32), b.astype(np.float32), y32,
+                                                       sigma=0.1, clip=None)
+    assert entry["psnr"] > max(entry["run_psnr"])
+
+
+def test_rules_that_need_sigma_refuse_a_file_without_noise():
+    clean, frames = denoising_like_run(n_frames=30)
+    with pytest.raises(AnalysisError, match="clean signal"):
+        stop_file(FakeTrajectory([frames], clean, config={"task": "fit"}), "discrepancy")

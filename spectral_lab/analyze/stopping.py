@@ -13,19 +13,16 @@ es_wmv
     windowed moving variance of the outputs, stopped by patience. Streaming, O(W * frame).
 sure
     Stein's unbiased risk estimate (Jo, Chun, Choi, "Rethinking Deep Image Prior for
-    Denoising", ICCV 2021). Needs a per-iteration divergence estimate, which recorded
-    outputs alone cannot give: it must be supplied.
+    Denoising", ICCV 2021), white noise of known sigma. Needs the divergence of the map
+    y -> f_t, which one file's outputs cannot give: it comes from a *twin* file, the same
+    runs fitted to y + eps*b (``record --probe``), via `probe_divergence`.
+discrepancy
+    Morozov's discrepancy principle: the first frame whose residual reaches the noise
+    level (sigma^2, or the clipped Gaussian's variance `clipped_noise_variance`).
 pair_divergence
     Experimental, ours: the first valley of the disagreement between two runs fitted to
     the same observation; the output is the pair's average.
-
-Also here, outside `RULES` (they need sigma and, for images, the clipping range; the
-experiment experiments/stopping_rules.py runs them):
-
-discrepancy_rule
-    Morozov's discrepancy principle: the first frame whose residual reaches the noise
-    level (sigma^2, or the clipped Gaussian's variance `clipped_noise_variance`).
-pair_discrepancy_rule
+pair_discrepancy
     Experimental, ours: the discrepancy principle on two runs' mean residual, output the
     pair's average.
 """
@@ -33,7 +30,9 @@ pair_discrepancy_rule
 from __future__ import annotations
 
 import collections
+import contextlib
 import itertools
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -56,6 +55,7 @@ __all__ = [
     "sure",
     "sure_curve",
     "sure_score",
+    "probe_divergence",
     "pair_divergence_rule",
     "pair_disagreement",
     "pair_discrepancy_rule",
@@ -167,11 +167,51 @@ def es_wmv(frames: Iterable[np.ndarray], *, window: int = 100, patience: int = 1
 # --------------------------------------------------------------------------- SURE
 
 _SURE_NEEDS_DIVERGENCE = (
-    "SURE needs the per-iteration divergence estimate div_t = sum_i d f_t,i / d y_i of the "
-    "network map, which recorded outputs alone cannot give: estimate it while fitting (Monte "
-    "Carlo: b . (f(y + eps b) - f(y)) / eps with a random +-1 or Gaussian probe b) and pass it "
-    "as `divergence`, one value per recorded frame (spectral_lab.record does not store it yet)"
+    "SURE needs the divergence div_t = sum_i d f_t,i / d y_i of the map from the observation to "
+    "the output, which one file's outputs cannot give: record a twin of the same configuration "
+    "with the observation perturbed (spectral-lab record ... --probe 5) and pass it "
+    "(analyze stop FILE --rule sure --twin TWIN; in Python twin=..., or divergence=, one value "
+    "per frame)"
 )
+
+
+def probe_divergence(
+    frames: Iterable[np.ndarray],
+    twin_frames: Iterable[np.ndarray],
+    delta: np.ndarray,
+    *,
+    epsilon: float,
+) -> Iterator[float]:
+    """Monte-Carlo divergence of y -> f_t from a twin run, one value per frame pair.
+
+    The twin has the same seeds (weights, input, input perturbations) and was fitted to
+    y + delta, delta = epsilon * b with b ~ N(0, I). Then
+
+        div_t ~= b . (f'_t - f_t) / epsilon = delta . (f'_t - f_t) / epsilon^2,
+
+    whose expectation over b is the trace of the Jacobian of y -> f_t, up to the
+    finite-difference error of a step epsilon (the estimator of Ramani, Blu and Unser,
+    2008, with the whole optimisation as the map). Small epsilon is noisy (float32 frames,
+    and optimisation trajectories separate), large epsilon biased; the stopping
+    experiment measures the choice (experiments/results/denoise.md).
+
+    Parameters
+    ----------
+    frames, twin_frames : iterables of arrays of one shape, read in lockstep
+    delta : array
+        y' - y, the twin's observation minus the file's.
+    epsilon : float > 0
+        The perturbation's standard deviation, signal units.
+    """
+    if not (np.isfinite(epsilon) and epsilon > 0):
+        raise AnalysisError(f"epsilon must be a positive finite number, got {epsilon!r}")
+    d = np.asarray(delta, dtype=np.float64)
+    for t, (a, b) in enumerate(zip(frames, twin_frames)):
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        if a.shape != d.shape or b.shape != d.shape:
+            raise AnalysisError(f"frame {t} has shapes {a.shape}, {b.shape}; the perturbation {d.shape}")
+        yield float(np.vdot(d, b - a)) / epsilon**2
 
 
 def sure_score(
@@ -496,9 +536,12 @@ def pair_discrepancy_rule(
 RULES: dict[str, Callable[..., int]] = {
     "es_wmv": es_wmv,
     "sure": sure,
+    "discrepancy": discrepancy_rule,
     "pair_divergence": pair_divergence_rule,
+    "pair_discrepancy": pair_discrepancy_rule,
 }
-_PAIRED_RULES = {"pair_divergence"}
+_PAIRED_RULES = {"pair_divergence", "pair_discrepancy"}
+_NEEDS_SIGMA = {"sure", "discrepancy", "pair_discrepancy"}
 
 
 # --------------------------------------------------------------------------- files
@@ -568,9 +611,9 @@ def stop_file(
     """Run a stopping rule over every run of a trajectory and score its choices.
 
     One pass over the file: each frame is read once, fed to the rule and scored against
-    the clean target (``traj.target``, for evaluation only; the rule sees outputs, and
-    for SURE the observation). After the rule has decided, the rest of the run is still
-    read to complete the oracle (best PSNR over all iterations).
+    the clean target (``traj.target``, for evaluation only; the rules see outputs, and
+    those that need it the observation and sigma). After the rule has decided, the rest
+    of the run is still read to complete the oracle (best PSNR over all iterations).
 
     Parameters
     ----------
@@ -583,33 +626,56 @@ def stop_file(
         PSNR range; None uses `spectral_lab.analyze.psnr.default_data_range`.
     **params
         Keyword arguments of the rule, e.g. ``window=100, patience=1000`` for es_wmv.
-        ``sure`` takes ``sigma`` in signal units (default: the file's
-        ``config["degrade"]["sigma"] / 255``, the convention of `spectral_lab.signals`)
-        and needs ``divergence``, indexable by run: ``divergence[r]`` is run r's array
-        (T,). ``pair_divergence`` takes ``rise``, ``smooth`` and ``pairs``, a list of
-        (run_a, run_b), by default (0, 1), (2, 3), ... (an odd last run is left out).
+        ``sure``, ``discrepancy`` and ``pair_discrepancy`` take ``sigma`` in signal units
+        (default: the file's ``config["degrade"]["sigma"] / 255``, the convention of
+        `spectral_lab.signals`); the discrepancy rules take ``clip`` (default (0, 1) for
+        images, which `spectral_lab.signals.degrade` clips, None for 1D signals). ``sure``
+        needs ``twin`` (path or open trajectory of the file's twin, recorded with
+        ``degrade.probe > 0``, see `probe_divergence`) or ``divergence``, indexable by
+        run: ``divergence[r]`` is run r's array (T,). The pair rules take ``pairs``, a
+        list of (run_a, run_b), by default (0, 1), (2, 3), ... (an odd last run is left
+        out); ``pair_divergence`` also ``rise`` and ``smooth``.
 
     Returns
     -------
     StopResult
-        ``params`` keeps the scalar (JSON) parameters only; arrays such as the SURE
-        divergence are not copied into it.
+        ``params`` keeps the scalar (JSON) parameters only (sigma as used); arrays and the
+        twin are not copied into it (the twin's path is, under ``twin``).
 
     Raises
     ------
     AnalysisError
         Unknown rule, bad parameters, a pair rule on fewer than two runs, SURE on a file
-        whose recorded noise is not white.
+        whose recorded noise is not white, a twin that is not this file's twin.
     """
     if rule not in RULES:
         raise AnalysisError(f"unknown stopping rule {rule!r}; known: {sorted(RULES)}")
+    params = dict(params)
+    twin = params.pop("twin", None)
+    if twin is not None and rule != "sure":
+        raise AnalysisError(f"a twin file is used by the sure rule only, not by {rule!r}")
     json_params = {k: v for k, v in params.items() if isinstance(v, (bool, int, float, str))}
-    with trajectory_context(traj_or_path) as traj:
+    with contextlib.ExitStack() as stack:
+        traj = stack.enter_context(trajectory_context(traj_or_path))
         target = np.asarray(traj.target, dtype=np.float64)
         if data_range is None:
             data_range = default_data_range(traj.kind, target)
+        if rule == "sure":
+            _check_white_noise(traj)
+        if rule in _NEEDS_SIGMA and params.get("sigma") is None:
+            params["sigma"] = _recorded_sigma(traj)
+        if rule in _NEEDS_SIGMA:
+            json_params["sigma"] = float(params["sigma"])
+        if rule in ("discrepancy", "pair_discrepancy") and "clip" not in params:
+            params["clip"] = (0.0, 1.0) if traj.kind == "image" else None
+        if twin is not None:
+            if isinstance(twin, (str, os.PathLike)):
+                json_params["twin"] = str(twin)
+            twin = stack.enter_context(trajectory_context(twin))
+            params["twin"] = twin
+            params["delta"], params["epsilon"] = _check_twin(traj, twin)
         if rule in _PAIRED_RULES:
-            entries = _stop_pairs(traj, params, chunk, target, data_range)
+            entries = _stop_pairs(traj, rule, params, chunk, target, data_range)
         else:
             entries = [
                 _stop_run(traj, r, rule, params, chunk, target, data_range)
@@ -629,12 +695,9 @@ def _stop_run(traj, r, rule, params, chunk, target, data_range) -> StopEntry:
     frames = scored_frames()
     kwargs = dict(params)
     if rule == "sure":
-        _check_white_noise(traj)
-        if "sigma" not in kwargs:
-            kwargs["sigma"] = _recorded_sigma(traj)
-        per_run = kwargs.pop("divergence", None)
-        kwargs["divergence"] = None if per_run is None else per_run[r]
-        iteration = sure(frames, traj.observed, **kwargs)
+        iteration = _sure_run(traj, r, frames, kwargs, chunk)
+    elif rule == "discrepancy":
+        iteration = discrepancy_rule(frames, traj.observed, **kwargs)
     else:
         iteration = RULES[rule](frames, **kwargs)
     for _ in frames:  # finish the oracle curve
@@ -647,12 +710,76 @@ def _stop_run(traj, r, rule, params, chunk, target, data_range) -> StopEntry:
     )
 
 
-def _stop_pairs(traj, params, chunk, target, data_range) -> list[StopEntry]:
+def _sure_run(traj, r, frames, kwargs, chunk) -> int:
+    twin = kwargs.pop("twin", None)
+    if twin is None:
+        per_run = kwargs.pop("divergence", None)
+        return sure(frames, traj.observed, divergence=None if per_run is None else per_run[r], **kwargs)
+    if kwargs.get("divergence") is not None:
+        raise AnalysisError("give SURE either a twin file or a divergence, not both")
+    sigma = kwargs["sigma"]
+    if not (np.isfinite(sigma) and sigma > 0):
+        raise AnalysisError(f"sigma must be a positive finite number, got {sigma!r}")
+    y = np.asarray(traj.observed, dtype=np.float64)
+    residuals: list[float] = []
+
+    def own_frames() -> Iterator[np.ndarray]:
+        for f in frames:
+            residuals.append(float(np.mean((np.asarray(f, dtype=np.float64) - y) ** 2)))
+            yield f
+
+    # the twin may hold fewer frames (still running): SURE covers the common prefix
+    div = np.array(list(probe_divergence(own_frames(), _frame_stream(twin, r, chunk), kwargs["delta"],
+                                         epsilon=kwargs["epsilon"])))
+    if div.size == 0:
+        raise AnalysisError("the twin file holds no frames")
+    return int(np.argmin(sure_score(np.array(residuals[: div.size]), div, sigma, y.size)))
+
+
+def _check_twin(traj, twin) -> tuple[np.ndarray, float]:
+    """The twin's perturbation delta = y' - y and epsilon, after checking that ``twin`` is
+    ``traj`` fitted again to a probed observation: the same configuration but for
+    ``degrade.probe`` (0 in the file, > 0 in the twin), and the same runs."""
+    def probe_of(cfg) -> float:
+        return float((cfg.get("degrade") or {}).get("probe", 0.0) or 0.0)
+
+    def without_probe(cfg) -> dict:
+        out = {k: v for k, v in cfg.items() if k != "record"}
+        out["degrade"] = {k: v for k, v in (cfg.get("degrade") or {}).items() if k != "probe"}
+        return out
+
+    if probe_of(traj.config) != 0.0:
+        raise AnalysisError("this file was itself recorded with a probe: pass the file without one, "
+                            "and this one as its twin")
+    eps = probe_of(twin.config) / 255.0
+    if not eps > 0:
+        raise AnalysisError("the twin was recorded without a probe (record it with --probe EPS)")
+    if without_probe(traj.config) != without_probe(twin.config):
+        diff = sorted(k for k in (set(traj.config) | set(twin.config)) - {"record"}
+                      if without_probe(traj.config).get(k) != without_probe(twin.config).get(k))
+        raise AnalysisError(f"the twin's configuration differs from the file's in {', '.join(diff)} "
+                            "(only degrade.probe may differ)")
+    if twin.n_runs != traj.n_runs or any(twin.run_seeds(r) != traj.run_seeds(r) for r in range(traj.n_runs)):
+        raise AnalysisError("the twin's runs (seeds) differ from the file's")
+    for r in range(traj.n_runs):
+        # same seeds, same network: the untrained outputs (frame 0) must agree. They do not
+        # when the two files were recorded by different versions of a model family.
+        if traj.n_frames(r) and twin.n_frames(r):
+            a, b = (np.asarray(t.frames(r)[0], dtype=np.float64) for t in (traj, twin))
+            if not np.allclose(a, b, rtol=0, atol=1e-5):
+                raise AnalysisError(f"run {r}: the twin's untrained output (frame 0) differs from the file's "
+                                    f"(max {np.max(np.abs(a - b)):.3g}): not the same network; re-record the twin "
+                                    "with the code that recorded the file")
+    delta = np.asarray(twin.observed, dtype=np.float64) - np.asarray(traj.observed, dtype=np.float64)
+    return delta, eps
+
+
+def _stop_pairs(traj, rule, params, chunk, target, data_range) -> list[StopEntry]:
     kwargs = dict(params)
     pairs = kwargs.pop("pairs", None)
     if pairs is None:
         if traj.n_runs < 2:
-            raise AnalysisError("the pair rule needs at least two runs of the same observation")
+            raise AnalysisError(f"the {rule} rule needs at least two runs of the same observation")
         pairs = [(a, a + 1) for a in range(0, traj.n_runs - 1, 2)]
     entries = []
     for a, b in pairs:
@@ -660,17 +787,21 @@ def _stop_pairs(traj, params, chunk, target, data_range) -> list[StopEntry]:
             raise AnalysisError(f"bad pair ({a}, {b}) for a file of {traj.n_runs} runs")
         scores: list[np.ndarray] = []  # per iteration: psnr of a, of b, of their average
 
-        def disagreement() -> Iterator[float]:
-            frames_a = _frame_stream(traj, a, chunk)
-            frames_b = _frame_stream(traj, b, chunk)
-            for fa, fb in zip(frames_a, frames_b):
+        def scored_pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for fa, fb in zip(_frame_stream(traj, a, chunk), _frame_stream(traj, b, chunk)):
                 fa, fb = fa.astype(np.float64), fb.astype(np.float64)
                 scores.append(psnr(np.stack([fa, fb, 0.5 * (fa + fb)]), target, data_range))
-                yield from pair_disagreement([fa], [fb])
+                yield fa, fb
 
-        values = disagreement()
-        iteration = first_valley(values, **kwargs)
-        for _ in values:  # finish the oracle curve
+        stream = scored_pairs()
+        if rule == "pair_divergence":
+            iteration = first_valley((float(np.sum((fa - fb) ** 2)) for fa, fb in stream), **kwargs)
+        else:
+            # the rule zips the two streams: tee keeps one pair in memory at a time
+            left, right = itertools.tee(stream)
+            iteration = pair_discrepancy_rule((fa for fa, _ in left), (fb for _, fb in right), traj.observed,
+                                              **kwargs)
+        for _ in stream:  # finish the oracle curve
             pass
         table = np.array(scores)
         oracle = run_psnr_from_curve(a, {}, table[:, 2])  # the oracle of the average
@@ -691,6 +822,9 @@ def _frame_stream(traj, r, chunk) -> Iterator[np.ndarray]:
 
 def _recorded_sigma(traj) -> float:
     """The file's noise level in signal units: config degrade.sigma is in 1/255 units."""
+    if traj.config.get("task", "denoise") != "denoise":
+        raise AnalysisError("this file fits a clean signal (task 'fit'): a rule that needs the noise "
+                            "level has none to read; pass sigma (signal units)")
     sigma = (traj.config.get("degrade") or {}).get("sigma")
     if sigma is None:
         raise AnalysisError("no degrade.sigma in the file's config: pass sigma (signal units)")

@@ -198,13 +198,20 @@ def stopping_example_figure(curves: Mapping[str, object], chosen: Mapping[str, i
     iteration (top), and the signals the rules read (bottom): the pair's disagreement ε(t),
     the windowed moving variance of run 0, and the runs' mean residual against the
     observation with the noise level. ``curves``: {"psnr": (3, T), "epsilon": (T,),
-    "wmv": {t: var}, "residual": (T,), "sigma": float} and optionally "level": (T,)."""
+    "wmv": {t: var}, "residual": (T,), "sigma": float} and optionally "level": (T,) and "sure":
+    (T,), run 0's SURE estimate of its MSE, drawn as the PSNR it predicts (images in [0, 1])."""
     fig, axes = plt.subplots(2, 1, figsize=(10, 7.5), sharex=True)
     p = np.asarray(curves["psnr"])
     x = np.arange(p.shape[1]) + 1
     for row, label in zip(p, ("run 0", "run 1", "average of runs 0, 1")):
         axes[0].plot(x, row, linewidth=1, label=label)
     axes[0].axhline(observed_psnr, color="k", linestyle=":", linewidth=1, label=f"observation {observed_psnr:.2f} dB")
+    if curves.get("sure") is not None:
+        sure = np.asarray(curves["sure"], dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            predicted = np.where(sure > 0, -10 * np.log10(sure), np.nan)
+        axes[0].plot(x[: sure.size], predicted, color="C0", linestyle=":", linewidth=1,
+                     label="run 0: PSNR predicted by SURE")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (rule, it) in enumerate(chosen.items()):
         c = colors[(k + 3) % len(colors)]

@@ -1,0 +1,108 @@
+"""The denoising commands on recorded files: analyze psnr, analyze stop (every rule, SURE
+from a twin recorded with --probe), plot psnr."""
+
+import json
+
+import numpy as np
+import pytest
+from _fakes import run_cli
+
+from spectral_lab.analyze.psnr import psnr
+from spectral_lab.record import open_trajectory
+from spectral_lab.signals import probe_perturbation
+
+# a 2-level DIP on a 3 x 16 x 20 PNG, 4 runs (two pairs), 30 iterations
+RECORD = ("record", "--signal", "image", "--noise", "white", "--sigma", "25", "--model", "dip", "--levels", "2",
+          "--model-opt", "down=8", "--model-opt", "up=8", "--model-opt", "skip=2", "--runs", "4",
+          "--iterations", "30", "--lr", "0.01", "--downsample", "1", "--device", "cpu", "--quiet")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("denoise")
+    image = folder / "tiny.png"
+    pixels = np.random.default_rng(3).integers(0, 256, size=(16, 20, 3), dtype=np.uint8)
+    Image.fromarray(pixels, mode="RGB").save(image)
+    from spectral_lab.cli import main
+
+    plain, twin = folder / "plain.h5", folder / "twin.h5"
+    assert main([*RECORD, "--image", str(image), "--out", str(plain)]) == 0
+    assert main([*RECORD, "--image", str(image), "--out", str(twin), "--probe", "5"]) == 0
+    return plain, twin
+
+
+def test_the_twin_fits_the_observation_plus_the_documented_probe(files):
+    plain, twin = files
+    with open_trajectory(plain) as a, open_trajectory(twin) as b:
+        delta = np.asarray(b.observed, np.float64) - np.asarray(a.observed, np.float64)
+        expected = probe_perturbation(a.signal_shape, 5.0, seed=a.config["degrade"]["seed"])
+        np.testing.assert_allclose(delta, expected, atol=1e-6)
+        assert b.config["degrade"]["probe"] == 5.0 and a.config["degrade"]["probe"] == 0.0
+        np.testing.assert_array_equal(a.frames(0)[0], b.frames(0)[0])  # same seeds: same untrained output
+
+
+def test_analyze_psnr_json_holds_best_iteration_and_observation(files, capsys):
+    plain, _ = files
+    code, out, err = run_cli(capsys, "analyze", "psnr", plain, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    with open_trajectory(plain) as t:
+        frames = np.asarray(t.frames(2)[:], np.float64)
+        target, observed = np.asarray(t.target, np.float64), np.asarray(t.observed, np.float64)
+    curve = psnr(frames, target)
+    run = result["runs"][2]
+    assert run["best_iteration"] == int(np.argmax(curve))
+    assert run["best_psnr"] == pytest.approx(curve.max(), abs=1e-6)
+    assert result["observed_psnr"] == pytest.approx(float(psnr(observed, target)[0]), abs=1e-6)
+
+
+@pytest.mark.parametrize("rule, entries", [("es_wmv", 4), ("discrepancy", 4), ("pair_divergence", 2),
+                                            ("pair_discrepancy", 2)])
+def test_analyze_stop_json_for_every_rule(files, capsys, rule, entries):
+    plain, _ = files
+    extra = ("--window", "5", "--patience", "10") if rule == "es_wmv" else ()
+    code, out, err = run_cli(capsys, "analyze", "stop", plain, "--rule", rule, *extra, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["rule"] == rule and len(result["results"]) == entries
+    for e in result["results"]:
+        assert 0 <= e["iteration"] <= 30
+        assert e["gap"] == pytest.approx(e["best_psnr"] - e["psnr"]) and e["gap"] >= 0
+
+
+def test_analyze_stop_sure_with_the_twin(files, capsys):
+    plain, twin = files
+    code, out, err = run_cli(capsys, "analyze", "stop", plain, "--rule", "sure", "--twin", twin, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["params"]["sigma"] == pytest.approx(25 / 255)
+    assert result["params"]["twin"] == str(twin)
+    assert len(result["results"]) == 4
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--rule", "sure"), "twin"),
+    (("--rule", "es_wmv", "--twin", "TWIN"), "--twin is used by the sure rule only"),
+    (("--rule", "es_wmv", "--sigma", "25"), "--sigma is used by"),
+])
+def test_analyze_stop_bad_combinations_are_one_line(files, capsys, argv, message):
+    plain, twin = files
+    argv = [str(twin) if a == "TWIN" else a for a in argv]
+    code, out, err = run_cli(capsys, "analyze", "stop", plain, *argv)
+    assert code == 1
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_analyze_stop_with_the_files_swapped_is_refused(files, capsys):
+    plain, twin = files
+    code, out, err = run_cli(capsys, "analyze", "stop", twin, "--rule", "sure", "--twin", plain)
+    assert code == 1 and "itself recorded with a probe" in err
+
+
+def test_plot_psnr_writes_a_png(files, capsys, tmp_path):
+    plain, _ = files
+    code, out, err = run_cli(capsys, "plot", "psnr", plain, "-o", tmp_path / "psnr.png")
+    assert code == 0, err
+    assert (tmp_path / "psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
