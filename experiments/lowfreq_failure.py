@@ -19,7 +19,7 @@ Reported per file: the observation's PSNR, the best PSNR along the trajectory an
   content above the cut-off present in the output (for low-frequency noise, H y = H x*);
 - t_ν, t_η: the first iterations where ν and η reach 1/2; "noise first" when t_ν < t_η;
 - per radial band b and iteration t, the error power against the clean image relative to the
-  clean image's power in the band, P_b(x_t − x*) / P_b(x*) (`analyze.spectrum.band_power`), and
+  clean image's power in the band, P_b(x_t − x*) / P_b(x*) (`spectral_lab.analyze.noise_fit`), and
   `analyze.spectrum.spectrum_file` band fit times against the observed and the clean image.
 
 Writes trajectories/lowfreq_failure/<image>--<noise>.h5, figures/lowfreq_failure/{table.md,
@@ -42,7 +42,8 @@ from experiments._common import REPO, Paths, markdown_table, write_report
 from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
                                   image_paths, mean_std, plan, preset_cli, record_jobs)
 from spectral_lab.analyze.psnr import psnr_file
-from spectral_lab.analyze.spectrum import band_power, radial_bands, spectrum_file
+from spectral_lab.analyze.noise_fit import band_error, first_reaching, fitted_fractions
+from spectral_lab.analyze.spectrum import spectrum_file
 from spectral_lab.record import open_trajectory
 
 NAME = "lowfreq_failure"
@@ -110,48 +111,6 @@ def jobs_of(cfg: Config) -> tuple[list[Job], list[Job], dict[Path, Job]]:
 
 
 # --------------------------------------------------------------------------- analysis
-
-def fitted_fractions(traj, cutoff: float) -> dict[str, np.ndarray]:
-    """ν(t) (noise fitted) and η(t) (clean content above ``cutoff`` fitted) of every run,
-    ``(R, T)`` each, streamed over the file (see the module docstring). η is NaN when no
-    frequency lies above the cut-off."""
-    clean = np.asarray(traj.target, dtype=np.float64)
-    noise = np.asarray(traj.observed, dtype=np.float64) - clean
-    fy = np.fft.fftfreq(clean.shape[-2])[:, None]
-    fx = np.fft.fftfreq(clean.shape[-1])[None, :]
-    high = np.sqrt(fx**2 + fy**2) > cutoff
-    clean_f = np.fft.fft2(clean)
-    # no frequency above the cut-off (cut-off >= sqrt(1/2)): eta is undefined, NaN
-    hf_norm = float(np.sum(high * np.abs(clean_f) ** 2)) or np.nan
-    noise_norm = float(np.sum(noise**2))
-    nu, eta = [], []
-    for r in range(traj.n_runs):
-        nu_r, eta_r = [], []
-        for _, block in traj.iter_frames(r):
-            x = block.astype(np.float64)
-            nu_r.append(np.sum((x - clean) * noise, axis=(1, 2, 3)) / noise_norm)
-            # Parseval: <Hx, Hx*> = (1/N) sum over the kept frequencies of Re(X conj(X*))
-            eta_r.append(np.sum(high * np.real(np.fft.fft2(x) * np.conj(clean_f)), axis=(1, 2, 3)) / hf_norm)
-        nu.append(np.concatenate(nu_r))
-        eta.append(np.concatenate(eta_r))
-    return {"noise_fitted": np.stack(nu), "highfreq_fitted": np.stack(eta)}
-
-
-def band_error(traj, run: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """P_b(x_t − x*) / P_b(x*) per iteration and band ``(T, B)`` of one run (luminance), the
-    noise's own ratio P_b(y − x*) / P_b(x*) ``(B,)`` and the band edges."""
-    clean = np.asarray(traj.target, dtype=np.float64)
-    _, edges = radial_bands(clean.shape[-2:])
-    ref = band_power(clean[None])[0]
-    noise = band_power((np.asarray(traj.observed, dtype=np.float64) - clean)[None])[0]
-    rows = [band_power(block.astype(np.float64) - clean) for _, block in traj.iter_frames(run)]
-    return np.concatenate(rows) / ref, noise / ref, edges
-
-
-def first_reaching(curve: np.ndarray, level: float) -> int | None:
-    hit = np.flatnonzero(np.asarray(curve) >= level)
-    return int(hit[0]) if hit.size else None
-
 
 def analyze_file(path: Path, cutoff: float, half: float) -> dict:
     """Every number of one file (see the module docstring); curves kept for the figures."""

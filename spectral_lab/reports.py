@@ -265,6 +265,33 @@ def _file_arg(p):
     p.add_argument("file")
 
 
+# --------------------------------------------------------------------------- noise fit
+
+def analyze_noisefit_cmd(a) -> int:
+    from .analyze.noise_fit import noise_fit_file
+
+    res = noise_fit_file(a.file, cutoff=a.cutoff, level=a.level)
+    if a.json:
+        _dump({"file": str(a.file), **res.to_json()})
+        return 0
+    print(f"{a.file}: ν = fraction of the noise in the output, η = fraction of the clean image above "
+          f"{res.cutoff:g} cycles/px; first iterations at {res.level:g}; observation {res.observed_psnr:.2f} dB")
+    for r in res.runs:
+        def it(v):
+            return "never" if v is None else str(v)
+        eta = "—" if r["highfreq_fitted_at_best"] is None else f"{r['highfreq_fitted_at_best']:.2f}"
+        first = {True: "noise first", False: "image first", None: "neither first"}[r["noise_first"]]
+        print(f"  run {r['run']}: t(ν) {it(r['t_noise'])}, t(η) {it(r['t_highfreq'])} ({first}); best "
+              f"{r['best_psnr']:.2f} dB at {r['best_iteration']} with ν {r['noise_fitted_at_best']:.2f}, η {eta}")
+    return 0
+
+
+def _noisefit_args(p):
+    p.add_argument("file")
+    p.add_argument("--cutoff", type=float, help="cycles per pixel (default: the file's noise cut-off)")
+    p.add_argument("--level", type=float, default=0.5, help="fraction whose first crossing is reported")
+
+
 # --------------------------------------------------------------------------- stopping rules
 
 STOP_RULES = ("es_wmv", "sure", "discrepancy", "pair_divergence", "pair_discrepancy")
@@ -313,16 +340,17 @@ def _stop_args(p):
 
 ANALYZE: dict[str, Callable] = {"amplitudes": analyze_amplitudes_cmd, "divergence": analyze_divergence_cmd,
                                 "spectrum": analyze_spectrum_cmd, "psnr": analyze_psnr_cmd,
-                                "stop": analyze_stop_cmd}
+                                "stop": analyze_stop_cmd, "noisefit": analyze_noisefit_cmd}
 PLOT: dict[str, Callable] = {"amplitudes": plot_amplitudes_cmd, "divergence": plot_divergence_cmd,
                              "spectrum": plot_spectrum_cmd, "psnr": plot_psnr_cmd}
 _ARGS: dict[str, Callable] = {"amplitudes": _amp_args, "divergence": _div_args, "spectrum": _spec_args,
-                              "psnr": _file_arg, "stop": _stop_args}
+                              "psnr": _file_arg, "stop": _stop_args, "noisefit": _noisefit_args}
 _HELP = {"amplitudes": "per-frequency amplitude error SE(k) and convergence iterations (1D)",
          "divergence": "inter-run divergence ε(i) for every pair of runs and its convergence points",
          "spectrum": "radially averaged power-spectrum error per band over iterations (images)",
          "psnr": "PSNR of every frame against the clean target, best iteration, observation's PSNR",
-         "stop": "ground-truth-free stopping rules and their gap to the oracle"}
+         "stop": "ground-truth-free stopping rules and their gap to the oracle",
+         "noisefit": "when each run fits the noise and when the image's high frequencies (images)"}
 
 
 def add_analyze_parsers(sub) -> None:

@@ -106,3 +106,27 @@ def test_plot_psnr_writes_a_png(files, capsys, tmp_path):
     code, out, err = run_cli(capsys, "plot", "psnr", plain, "-o", tmp_path / "psnr.png")
     assert code == 0, err
     assert (tmp_path / "psnr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_analyze_noisefit_json_matches_numpy_on_the_stored_frames(files, capsys):
+    plain, _ = files
+    code, out, err = run_cli(capsys, "analyze", "noisefit", plain, "--level", "0.2", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["cutoff"] == 0.05 and result["level"] == 0.2  # the file's (default) cut-off
+    with open_trajectory(plain) as t:
+        clean, observed = np.asarray(t.target, np.float64), np.asarray(t.observed, np.float64)
+        frames = np.asarray(t.frames(1)[:], np.float64)
+    noise = observed - clean
+    nu = np.einsum("tchw,chw->t", frames - clean, noise) / np.sum(noise**2)
+    hits = np.flatnonzero(nu >= 0.2)
+    run = result["runs"][1]
+    assert run["t_noise"] == (int(hits[0]) if hits.size else None)
+    assert run["noise_fitted_at_best"] == pytest.approx(nu[run["best_iteration"]], abs=1e-9)
+
+
+def test_analyze_noisefit_text_names_what_came_first(files, capsys):
+    plain, _ = files
+    code, out, err = run_cli(capsys, "analyze", "noisefit", plain)
+    assert code == 0, err
+    assert out.count("run ") == 4 and all(w in out for w in ("t(ν)", "t(η)", "best"))

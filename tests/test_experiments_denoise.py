@@ -18,6 +18,7 @@ from experiments import _denoise as plumbing  # noqa: E402
 from experiments import denoise_architectures as arch  # noqa: E402
 from experiments import lowfreq_failure as failure  # noqa: E402
 from experiments import stopping_rules  # noqa: E402
+from spectral_lab.analyze.noise_fit import first_reaching, fitted_fractions  # noqa: E402
 from spectral_lab.errors import SpectralLabError  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -165,6 +166,8 @@ def test_stopping_rules_refuses_an_odd_number_of_seeds(tmp_path):
 class _Frames:
     """The reader API `fitted_fractions` uses, over arrays (one run)."""
 
+    kind = "image"
+
     def __init__(self, frames, clean, observed):
         self.frames, self.target, self.observed, self.n_runs = frames, clean, observed, 1
 
@@ -188,7 +191,7 @@ def test_fitted_fractions_are_exact_on_frames_that_mix_image_and_noise():
     betas = np.array([0.0, 0.5, 1.0])
     # frame t: the smooth image, a fraction beta_t of the detail above the cut-off, alpha_t of the noise
     frames = smooth + betas[:, None, None, None] * (clean - smooth) + alphas[:, None, None, None] * noise
-    fr = failure.fitted_fractions(_Frames(frames, clean, clean + noise), cutoff)
+    fr = fitted_fractions(_Frames(frames, clean, clean + noise), cutoff)
     # x_t - x* = (beta_t - 1) H x* + alpha_t n: nu also picks up the detail's (chance) correlation with n
     expected_nu = alphas + (betas - 1) * np.sum((clean - smooth) * noise) / np.sum(noise**2)
     np.testing.assert_allclose(fr["noise_fitted"][0], expected_nu, atol=1e-12)
@@ -197,6 +200,16 @@ def test_fitted_fractions_are_exact_on_frames_that_mix_image_and_noise():
     np.testing.assert_allclose(fr["highfreq_fitted"][0], expected_eta, atol=1e-10)
 
 
+def test_fitted_fractions_refuse_a_file_without_noise_or_a_1d_file():
+    clean = np.random.default_rng(0).uniform(size=SHAPE)
+    with pytest.raises(SpectralLabError, match="no noise"):
+        fitted_fractions(_Frames(clean[None], clean, clean), 0.1)
+    oned = _Frames(np.zeros((2, 8)), np.zeros(8), np.ones(8))
+    oned.kind = "1d"
+    with pytest.raises(SpectralLabError, match="images"):
+        fitted_fractions(oned, 0.1)
+
+
 def test_first_reaching_finds_the_first_crossing_or_none():
-    assert failure.first_reaching(np.array([0.1, 0.6, 0.2, 0.7]), 0.5) == 1
-    assert failure.first_reaching(np.array([0.1, 0.2]), 0.5) is None
+    assert first_reaching(np.array([0.1, 0.6, 0.2, 0.7]), 0.5) == 1
+    assert first_reaching(np.array([0.1, 0.2]), 0.5) is None
