@@ -213,3 +213,18 @@ def test_fitted_fractions_refuse_a_file_without_noise_or_a_1d_file():
 def test_first_reaching_finds_the_first_crossing_or_none():
     assert first_reaching(np.array([0.1, 0.6, 0.2, 0.7]), 0.5) == 1
     assert first_reaching(np.array([0.1, 0.2]), 0.5) is None
+
+
+def test_models_of_a_comparison_fit_the_same_pixels(tmp_path):
+    budgets = (plumbing.dip_budget("dip", {"levels": 3}), plumbing.ModelBudget("linear", "linear"))
+    # the sample photograph down-sampled x16 is 37 x 32: cropped to multiples of 2^3 for every model
+    assert plumbing.common_crop(budgets, None, downsample=16) == 8
+    jobs = arch.jobs_of(replace(arch.QUICK, images=None, out_dir=tmp_path))
+    from spectral_lab.runner import make_problem
+
+    assert {make_problem(j.config).clean.shape for j in jobs} == {(3, 32, 32)}
+    # sides that are multiples already: no crop, nothing added to the configuration
+    from PIL import Image
+
+    Image.fromarray(np.zeros((64, 48, 3), np.uint8)).save(tmp_path / "m.png")
+    assert plumbing.common_crop(budgets, tmp_path / "m.png", downsample=2) == 1
