@@ -289,12 +289,14 @@ def sure(
     Gaussian model near 0 and 1, which biases SURE slightly.
 
     Design: the divergence div_t of y -> f_t is the degrees-of-freedom term that keeps
-    SURE from favouring the frames that fit the noise; the recorded outputs hold no
+    SURE from favouring the frames that fit the noise; one file's outputs hold no
     information about it (it is a derivative with respect to y), and dropping it would
     make SURE the data-fit loss, minimised by the last frame. So it is an input, one value
-    per recorded frame, estimated during fitting (Jo et al. use a Monte-Carlo estimate of
-    the network's divergence with respect to its input at the current weights). Without it
-    the rule raises instead of guessing.
+    per recorded frame. `stop_file` computes it from a twin file (the same runs fitted to
+    y + eps*b, `probe_divergence`): the derivative of the whole optimisation map, which is
+    what the frame at iteration t is a function of. (Jo et al. instead feed the noisy image
+    as the network's input and take the divergence with respect to that input at the
+    current weights.) Without a divergence the rule raises instead of guessing.
 
     Parameters
     ----------
