@@ -294,9 +294,9 @@ def sure(
     make SURE the data-fit loss, minimised by the last frame. So it is an input, one value
     per recorded frame. `stop_file` computes it from a twin file (the same runs fitted to
     y + eps*b, `probe_divergence`): the derivative of the whole optimisation map, which is
-    what the frame at iteration t is a function of. (Jo et al. instead feed the noisy image
-    as the network's input and take the divergence with respect to that input at the
-    current weights.) Without a divergence the rule raises instead of guessing.
+    what the frame at iteration t is a function of (Jo et al. monitor the same degrees of
+    freedom with their own estimator). Without a divergence the rule raises instead of
+    guessing.
 
     Parameters
     ----------
