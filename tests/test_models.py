@@ -253,3 +253,15 @@ def test_vary_decides_what_differs_between_runs(tiny_config, vary, same_weights,
     w = [torch.cat([p[r].flatten() for p in state.net.parameters()]) for r in range(2)]
     assert torch.equal(w[0], w[1]) == same_weights
     assert torch.equal(z[0], z[1]) == same_input
+
+
+@pytest.mark.parametrize("name, shape, option", [
+    ("dip", (3, 16, 16), {"levels": 2, "padding": "bogus"}),
+    ("conv", (1, 32), {"padding": "reflekt"}),
+    ("conv", (1, 32), {"init": "bogus"}),
+    ("linear", (1, 32), {"init": "Xavier"}),
+    ("relunet", (3, 8, 8), {"init": "bogus"}),
+])
+def test_unknown_padding_or_init_is_refused_not_silently_replaced(name, shape, option):
+    with pytest.raises(ValueError, match="unknown (padding|init)"):
+        build_model(name, signal_shape=shape, runs=1, **option)

@@ -52,6 +52,15 @@ def _uniform_per_run(param: torch.Tensor, bound: float, generators: Sequence[tor
             param[r].copy_(draw)
 
 
+PADDINGS = ("reflect", "zeros")
+INITS = ("default", "xavier")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+
+
 class RunConv(RunModule):
     """R independent ``ndim``-D convolutions with 'same' padding and optional stride.
 
@@ -67,6 +76,8 @@ class RunConv(RunModule):
         super().__init__()
         if ndim not in _CONV:
             raise ValueError(f"ndim must be 1 or 2, got {ndim}")
+        _check_choice("padding", padding, PADDINGS)
+        _check_choice("init", init, INITS)
         self.runs, self.in_channels, self.out_channels = runs, in_channels, out_channels
         self.kernel_size, self.ndim, self.stride, self.padding, self.init = kernel_size, ndim, stride, padding, init
         self.weight = nn.Parameter(torch.empty(runs, out_channels, in_channels, *([kernel_size] * ndim)))
@@ -110,6 +121,7 @@ class RunLinear(RunModule):
     def __init__(self, runs: int, in_features: int, out_features: int, *, bias: bool = True,
                  init: str = "default") -> None:
         super().__init__()
+        _check_choice("init", init, INITS)
         self.runs, self.in_features, self.out_features, self.init = runs, in_features, out_features, init
         self.weight = nn.Parameter(torch.empty(runs, in_features, out_features))
         self.bias = nn.Parameter(torch.empty(runs, 1, out_features)) if bias else None
