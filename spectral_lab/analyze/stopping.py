@@ -826,7 +826,7 @@ def _recorded_sigma(traj) -> float:
     """The file's noise level in signal units: config degrade.sigma is in 1/255 units."""
     if traj.config.get("task", "denoise") != "denoise":
         raise AnalysisError("this file fits a clean signal (task 'fit'): a rule that needs the noise "
-                            "level has none to read; pass sigma (signal units)")
+                            "level has none to read; give it (--sigma, 0-255 scale)")
     sigma = (traj.config.get("degrade") or {}).get("sigma")
     if sigma is None:
         raise AnalysisError("no degrade.sigma in the file's config: pass sigma (signal units)")
