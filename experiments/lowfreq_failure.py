@@ -41,8 +41,7 @@ import numpy as np
 from experiments._common import REPO, Paths, markdown_table, write_report
 from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
                                   image_paths, mean_std, plan, preset_cli, record_jobs)
-from spectral_lab.analyze.psnr import psnr_file
-from spectral_lab.analyze.noise_fit import band_error, first_reaching, fitted_fractions
+from spectral_lab.analyze.noise_fit import band_error, noise_fit_file
 from spectral_lab.analyze.spectrum import spectrum_file
 from spectral_lab.record import open_trajectory
 
@@ -114,30 +113,19 @@ def jobs_of(cfg: Config) -> tuple[list[Job], list[Job], dict[Path, Job]]:
 
 def analyze_file(path: Path, cutoff: float, half: float) -> dict:
     """Every number of one file (see the module docstring); curves kept for the figures."""
-    res = psnr_file(path)
+    nf = noise_fit_file(path, cutoff=cutoff, level=half)
     with open_trajectory(path) as t:
-        fr = fitted_fractions(t, cutoff)
         errors, noise_ratio, edges = band_error(t)
         shape = tuple(t.signal_shape)
         cfg = t.config
-    runs = []
-    for r, run in enumerate(res.runs):
-        nu, eta = fr["noise_fitted"][r], fr["highfreq_fitted"][r]
-        t_nu, t_eta = first_reaching(nu, half), first_reaching(eta, half)
-        eta_defined = bool(np.isfinite(eta).all())
-        runs.append({
-            "seed": run.seeds["seed"], "best_psnr": run.best_psnr, "best_iteration": run.best_iteration,
-            "final_psnr": run.final_psnr, "gain": run.best_psnr - res.observed_psnr,
-            "t_noise_half": t_nu, "t_highfreq_half": t_eta,
-            "noise_first": (t_nu is not None and (t_eta is None or t_nu < t_eta)) if eta_defined else None,
-            "noise_fitted_at_best": float(nu[run.best_iteration]),
-            "highfreq_fitted_at_best": float(eta[run.best_iteration]) if eta_defined else None})
+    runs = [{**r, "seed": r["seeds"]["seed"], "gain": r["best_psnr"] - nf.observed_psnr} for r in nf.runs]
     fit_times = {ref: spectrum_file(path, reference=ref).time_to_fit[0] for ref in ("observed", "target")}
     return {"file": path, "shape": shape, "noise": cfg["degrade"]["noise"], "noise_cutoff": cfg["degrade"]["cutoff"],
-            "observed_psnr": res.observed_psnr, "runs": runs,
+            "observed_psnr": nf.observed_psnr, "runs": runs,
             "gain": mean_std([r["gain"] for r in runs]), "best_psnr": mean_std([r["best_psnr"] for r in runs]),
             "band_fit_times_run0": fit_times, "band_edges": edges.tolist(),
-            "_psnr": np.stack([r.psnr for r in res.runs]), "_fractions": fr, "_band_error": errors,
+            "_psnr": nf.psnr, "_fractions": {"noise_fitted": nf.noise_fitted, "highfreq_fitted": nf.highfreq_fitted},
+            "_band_error": errors,
             "_noise_band_ratio": noise_ratio}
 
 
@@ -152,8 +140,8 @@ def _row(label: str, a: dict) -> dict:
         "best (dB)": f"{a['best_psnr'][0]:.2f} ± {a['best_psnr'][1]:.2f}",
         "gain (dB)": f"{a['gain'][0]:+.2f} ± {a['gain'][1]:.2f}",
         "best it.": ", ".join(str(r["best_iteration"]) for r in runs),
-        "t(ν≥½)": ", ".join(_fmt_it(r["t_noise_half"]) for r in runs),
-        "t(η≥½)": ", ".join(_fmt_it(r["t_highfreq_half"]) for r in runs),
+        "t(ν≥½)": ", ".join(_fmt_it(r["t_noise"]) for r in runs),
+        "t(η≥½)": ", ".join(_fmt_it(r["t_highfreq"]) for r in runs),
         "ν at best": ", ".join(f"{r['noise_fitted_at_best']:.2f}" for r in runs),
         "η at best": ", ".join("—" if r["highfreq_fitted_at_best"] is None else f"{r['highfreq_fitted_at_best']:.2f}"
                                for r in runs),
@@ -250,7 +238,7 @@ def _frame_rows(aw: dict, al: dict, cutoff: float) -> list:
     for label, a in (("white", aw), (f"lowfreq {cutoff:g}", al)):
         run = a["runs"][0]
         psnr = a["_psnr"][0]
-        wanted = {"ν≥½": run["t_noise_half"], "best": run["best_iteration"], "last": len(psnr) - 1}
+        wanted = {"ν≥½": run["t_noise"], "best": run["best_iteration"], "last": len(psnr) - 1}
         with open_trajectory(a["file"]) as t:
             frames = t.frames(0)
             row = [(f"observed ({a['observed_psnr']:.2f} dB)", t.observed)]

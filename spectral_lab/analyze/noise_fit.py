@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from spectral_lab.analyze.spectrum import band_power, radial_bands
 from spectral_lab.analyze.psnr import json_float, psnr_file, trajectory_context
+from spectral_lab.analyze.spectrum import band_power, radial_bands
 from spectral_lab.errors import AnalysisError
 
 __all__ = ["fitted_fractions", "band_error", "first_reaching", "noise_fit_file", "NoiseFitResult"]
@@ -77,8 +77,9 @@ def first_reaching(curve: np.ndarray, level: float) -> int | None:
 class NoiseFitResult:
     """`noise_fit_file`: the cut-off and level used, the observation's PSNR, and per run its
     seeds, t_ν and t_η (first iterations at ``level``; None: never), whether the noise came
-    first (None when η is undefined or neither reached the level), the best iteration (PSNR oracle) with ν and η there,
-    and the curves ``noise_fitted`` / ``highfreq_fitted`` ``(R, T)``."""
+    first (None when η is undefined or neither reached the level), the best iteration (PSNR
+    oracle) with ν and η there, the final PSNR; and the curves ``noise_fitted``,
+    ``highfreq_fitted`` and ``psnr``, ``(R, T)`` each."""
 
     cutoff: float
     level: float
@@ -86,6 +87,7 @@ class NoiseFitResult:
     runs: tuple[dict, ...]
     noise_fitted: np.ndarray
     highfreq_fitted: np.ndarray
+    psnr: np.ndarray
 
     def to_json(self) -> dict:
         return {"cutoff": self.cutoff, "level": self.level, "observed_psnr": json_float(self.observed_psnr),
@@ -117,7 +119,8 @@ def noise_fit_file(traj_or_path: Any, *, cutoff: float | None = None, level: flo
                      "noise_first": None if not defined or (t_nu is None and t_eta is None)
                      else t_nu is not None and (t_eta is None or t_nu < t_eta),
                      "best_iteration": run.best_iteration, "best_psnr": run.best_psnr,
+                     "final_psnr": run.final_psnr,
                      "noise_fitted_at_best": float(nu[run.best_iteration]),
                      "highfreq_fitted_at_best": float(eta[run.best_iteration]) if defined else None})
     return NoiseFitResult(float(cutoff), float(level), scores.observed_psnr, tuple(runs),
-                          fr["noise_fitted"], fr["highfreq_fitted"])
+                          fr["noise_fitted"], fr["highfreq_fitted"], np.stack([r.psnr for r in scores.runs]))
