@@ -32,10 +32,11 @@ Any scalar of `Config` can be changed with ``--set FIELD=VALUE`` (e.g. ``--set p
 
 from __future__ import annotations
 
+import itertools
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -46,7 +47,7 @@ from experiments._common import REPO, Paths, markdown_table, write_report
 from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
                                   image_paths, plan, preset_cli, record_jobs)
 from spectral_lab.analyze import stopping
-from spectral_lab.analyze.psnr import psnr
+from spectral_lab.analyze.psnr import psnr, psnr_file
 from spectral_lab.record import open_trajectory
 
 NAME = "stopping_rules"
@@ -114,67 +115,58 @@ def jobs_of(cfg: Config) -> list[Job]:
 
 # --------------------------------------------------------------------------- evaluation
 
-def _pairs(n_runs: int) -> list[tuple[int, int]]:
-    return [(a, a + 1) for a in range(0, n_runs - 1, 2)]
-
-
 def evaluate_file(path: Path, cfg: Config, twin: Path | None = None) -> dict:
-    """Every rule on every run / pair of one file, scored against the clean image; SURE when
-    the file has a ``twin``."""
-    out: dict[str, Any] = {"file": path, "rules": {}}
+    """Every rule on every run / pair of one file, scored against the clean image, through
+    `spectral_lab.analyze.stopping.stop_file` (streamed; SURE when the file has a ``twin``);
+    the first pair's curves are kept for the example figure."""
+    scores = psnr_file(path)
+    single_best = [r.best_psnr for r in scores.runs]
+    out: dict[str, Any] = {"file": path, "rules": {}, "observed_psnr": scores.observed_psnr,
+                           "oracle": [{"run": r.run, "best_psnr": r.best_psnr, "best_iteration": r.best_iteration}
+                                      for r in scores.runs]}
+
+    def entries(result) -> list[dict]:
+        # vs_single: the runs' own oracle best (mean over a pair) - PSNR of the returned output
+        return [{"runs": list(e.runs), "iteration": e.iteration, "psnr": e.psnr, "gap": e.gap,
+                 "vs_single": float(np.mean([single_best[r] for r in e.runs])) - e.psnr}
+                for e in result.entries]
+
+    out["rules"]["es_wmv"] = entries(stopping.stop_file(path, "es_wmv", window=cfg.window, patience=cfg.patience))
+    out["rules"]["discrepancy"] = entries(stopping.stop_file(path, "discrepancy"))
+    out["rules"]["last"] = [{"runs": [r.run], "iteration": len(r.psnr) - 1, "psnr": r.final_psnr,
+                             "gap": r.best_psnr - r.final_psnr, "vs_single": r.best_psnr - r.final_psnr}
+                            for r in scores.runs]
     with open_trajectory(path) as t:
-        clean = np.asarray(t.target, dtype=np.float64)
-        observed = np.asarray(t.observed, dtype=np.float64)
-        runs = [np.asarray(t.frames(r)[: t.n_frames(r)], dtype=np.float64) for r in range(t.n_runs)]
-        sigma = t.config["degrade"]["sigma"] / 255.0
         noise = t.config["degrade"]["noise"]
-        clip = (0.0, 1.0) if t.kind == "image" else None  # images are clipped after the noise
-    single = [psnr(f, clean) for f in runs]
-    out.update(observed_psnr=float(psnr(observed, clean)[0]), noise=noise,
-               oracle=[{"run": r, "best_psnr": float(c.max()), "best_iteration": int(c.argmax())}
-                       for r, c in enumerate(single)])
-
-    def per_run(rule: str, choose: Callable[[np.ndarray], int]) -> None:
-        entries = []
-        for r, (frames, curve) in enumerate(zip(runs, single)):
-            it = int(choose(frames))
-            entries.append({"runs": [r], "iteration": it, "psnr": float(curve[it]),
-                            "gap": float(curve.max() - curve[it]), "vs_single": float(curve.max() - curve[it])})
-        out["rules"][rule] = entries
-
-    def per_pair(rule: str, choose: Callable[[np.ndarray, np.ndarray], int]) -> None:
-        entries = []
-        for a, b in _pairs(len(runs)):
-            avg = psnr(0.5 * (runs[a] + runs[b]), clean)
-            it = int(choose(runs[a], runs[b]))
-            entries.append({"runs": [a, b], "iteration": it, "psnr": float(avg[it]),
-                            "gap": float(avg.max() - avg[it]),
-                            "vs_single": float(0.5 * (single[a].max() + single[b].max()) - avg[it])})
-        out["rules"][rule] = entries
-
-    per_run("es_wmv", lambda f: stopping.es_wmv(f, window=cfg.window, patience=cfg.patience))
-    per_run("discrepancy", lambda f: stopping.discrepancy_rule(f, observed, sigma=sigma, clip=clip))
-    per_run("last", lambda f: len(f) - 1)
+        sigma = t.config["degrade"]["sigma"] / 255.0
+        clip = t.kind == "image"  # images are clipped after the noise
+        observed = np.asarray(t.observed, dtype=np.float64)
+        clean = np.asarray(t.target, dtype=np.float64)
+        a, b = (np.asarray(t.frames(r)[: t.n_frames(r)], dtype=np.float64) for r in (0, 1))
+    out["noise"] = noise
     sure_curve = None
     if twin is not None:
-        with open_trajectory(path) as t, open_trajectory(twin) as tw:
-            delta, epsilon = stopping._check_twin(t, tw)
-            twin_runs = [np.asarray(tw.frames(r)[: tw.n_frames(r)], dtype=np.float64) for r in range(tw.n_runs)]
-        divergences = [np.array(list(stopping.probe_divergence(f, g, delta, epsilon=epsilon)))
-                       for f, g in zip(runs, twin_runs)]
-        pending = iter(divergences)
-        per_run("sure", lambda f: stopping.sure(f, observed, sigma=sigma, divergence=next(pending)))
-        sure_curve = stopping.sure_curve(runs[0], observed, sigma=sigma, divergence=divergences[0])
+        out["rules"]["sure"] = entries(stopping.stop_file(path, "sure", twin=twin))
+        with open_trajectory(twin) as tw:  # run 0's SURE curve, for the figure
+            delta = np.asarray(tw.observed, dtype=np.float64) - observed
+            twin_frames = itertools.chain.from_iterable(block for _, block in tw.iter_frames(0))
+            div = np.array(list(stopping.probe_divergence(a, twin_frames, delta,
+                                                          epsilon=tw.config["degrade"]["probe"] / 255.0)))
+        sure_curve = stopping.sure_curve(a[: div.size], observed, sigma=sigma, divergence=div)
     else:
         out["rules"]["sure"] = None
         out["sure_refused"] = "assumes white noise" if noise != "white" else "no twin file (probe = 0)"
-    per_pair("pair_divergence", lambda a, b: stopping.pair_divergence_rule(a, b, rise=cfg.rise, smooth=cfg.smooth))
-    per_pair("pair_discrepancy", lambda a, b: stopping.pair_discrepancy_rule(a, b, observed, sigma=sigma, clip=clip))
-    per_pair("pair_oracle", lambda a, b: int(np.argmax(psnr(0.5 * (a + b), clean))))  # reference only
-    # curves of the first pair, for the example figure
-    a, b = runs[0], runs[1]
+    out["rules"]["pair_divergence"] = entries(stopping.stop_file(path, "pair_divergence", rise=cfg.rise,
+                                                                 smooth=cfg.smooth))
+    pair_discrepancy = stopping.stop_file(path, "pair_discrepancy")
+    out["rules"]["pair_discrepancy"] = entries(pair_discrepancy)
+    # reference only: the pair average stopped at its own oracle best
+    out["rules"]["pair_oracle"] = [{"runs": list(e.runs), "iteration": e.best_iteration, "psnr": e.best_psnr,
+                                    "gap": 0.0,
+                                    "vs_single": float(np.mean([single_best[r] for r in e.runs])) - e.best_psnr}
+                                   for e in pair_discrepancy.entries]
     out["_curves"] = {
-        "psnr": np.stack([single[0], single[1], psnr(0.5 * (a + b), clean)]),
+        "psnr": np.stack([scores.runs[0].psnr, scores.runs[1].psnr, psnr(0.5 * (a + b), clean)]),
         "epsilon": np.array(list(stopping.pair_disagreement(a, b))),
         "wmv": dict(stopping.wmv_variance(a, cfg.window)),
         "residual": 0.5 * (np.mean(((a - observed) ** 2).reshape(len(a), -1), axis=1)

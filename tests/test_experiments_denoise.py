@@ -231,3 +231,29 @@ def test_models_of_a_comparison_fit_the_same_pixels(tmp_path):
 
     Image.fromarray(np.zeros((64, 48, 3), np.uint8)).save(tmp_path / "m.png")
     assert plumbing.common_crop(budgets, tmp_path / "m.png", downsample=2) == 1
+
+
+def test_stopping_rules_end_to_end_at_a_tiny_scale(tmp_path):
+    """Three files (white, its SURE twin, low-frequency) of a 2-level DIP, 40 iterations, one
+    pair: every rule has an entry per run or pair, SURE only on white noise, and the scores
+    are those of `stop_file` on the same file."""
+    from spectral_lab.analyze.stopping import stop_file
+
+    cfg = replace(stopping_rules.QUICK, seeds=2, out_dir=tmp_path, window=5, patience=10,
+                  model=plumbing.dip_budget("dip", {"levels": 2, "down": 8, "up": 8}, iterations=40))
+    results = stopping_rules.main(cfg)["results"]
+    white, lowfreq = (results[tmp_path / "trajectories" / "stopping_rules" / f"sample_photo--{n}.h5"]
+                      for n in ("white", "lowfreq"))
+    assert len(white["rules"]["sure"]) == 2 and lowfreq["rules"]["sure"] is None
+    assert lowfreq["sure_refused"] == "assumes white noise"
+    for rule, n in (("es_wmv", 2), ("discrepancy", 2), ("last", 2), ("pair_divergence", 1),
+                    ("pair_discrepancy", 1), ("pair_oracle", 1)):
+        assert len(white["rules"][rule]) == n
+    direct = stop_file(white["file"], "discrepancy").entries
+    assert [e["iteration"] for e in white["rules"]["discrepancy"]] == [e.iteration for e in direct]
+    (oracle,) = white["rules"]["pair_oracle"]
+    # the pair average at its own best is at least as good as wherever a pair rule stopped it
+    assert oracle["gap"] == 0
+    assert all(oracle["psnr"] >= e["psnr"] for rule in ("pair_divergence", "pair_discrepancy")
+               for e in white["rules"][rule])
+    assert (tmp_path / "figures" / "stopping_rules" / "gaps.png").read_bytes()[:8] == PNG_MAGIC
