@@ -18,7 +18,7 @@ from spectral_lab.analyze.divergence import divergence_file
 from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.analyze.spectrum import spectrum_file
 from spectral_lab.analyze.stopping import stop_file
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 
 def run(analyzer: str, path: str) -> None:

@@ -21,7 +21,6 @@ from spectral_lab import signals
 from spectral_lab.fit import fit, make_fit_state
 from spectral_lab.models import build_model
 from spectral_lab.models._layers import RunConv
-from spectral_lab.runner import INPUT_DEFAULTS
 
 LR = {"conv": 1e-4, "linear": 1e-4, "dip": 1e-2, "relunet": 1e-4}
 
@@ -65,8 +64,7 @@ def package_net(case: Case, runs: int, seeds: list[int] | None = None):
     """The package's stacked model of R runs, its input z and target y."""
     seeds = list(range(runs)) if seeds is None else seeds
     net = build_model(case.model, signal_shape=case.signal_shape, runs=runs, weight_seeds=seeds, **case.options)
-    dist, scale = INPUT_DEFAULTS[case.model]
-    z = net.make_input(seeds, dist=dist, scale=scale)
+    z = net.make_input(seeds)  # the family's own input distribution and scale
     return net, z, target(case)
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spectral_lab import schema as S
+from spectral_lab.trajectory import schema as S
 from spectral_lab import signals
 from spectral_lab.config import DegradeConfig, FitConfig, RunConfig, SignalConfig, run_seeds
 from spectral_lab.fit import Callback, fit, make_fit_state
-from spectral_lab.record import COMPRESSIONS, STORAGE_DTYPES, create_trajectory
+from spectral_lab.trajectory import COMPRESSIONS, STORAGE_DTYPES, create_trajectory
 
 import _nets as N
 from _harness import Table, fmt_s

@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from spectral_lab.config import FitConfig, RecordConfig, RunConfig, run_seeds
 from spectral_lab.fit import Callback, fit, make_fit_state
-from spectral_lab.record import TrajectoryRecorder, create_trajectory
+from spectral_lab.trajectory import TrajectoryRecorder, create_trajectory
 
 import _nets as N
 from _harness import Table, calibrate, fmt_s, goal_cell, interleave, ratio_cell

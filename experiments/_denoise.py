@@ -32,7 +32,7 @@ from spectral_lab.config import (DegradeConfig, FitConfig, ModelConfig, RecordCo
                                  preset, validate)
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.fit import Callback, fit
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 from spectral_lab.runner import make_problem, prepare_fit, resume, select_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")

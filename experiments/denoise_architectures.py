@@ -35,7 +35,7 @@ from experiments._denoise import (Job, ModelBudget, common_crop, denoise_config,
                                   image_name, image_paths, mean_std, plan, preset_cli, record_jobs)
 from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.errors import SpectralLabError
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "denoise_architectures"
 

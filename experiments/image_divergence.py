@@ -28,7 +28,7 @@ from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, 
 from spectral_lab.plot import save
 from spectral_lab.plot.images import divergence_figure
 from spectral_lab.plot.spectral import divergence_by_source_figure
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "image_divergence"
 SOURCES = ("weights", "input", "both")

@@ -43,7 +43,7 @@ from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, 
                                   image_paths, mean_std, plan, preset_cli, record_jobs)
 from spectral_lab.analyze.noise_fit import band_error, noise_fit_file
 from spectral_lab.analyze.spectrum import spectrum_file
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "lowfreq_failure"
 WHITE_CUTOFF = 0.5 * math.sqrt(2)  # the largest radius: a low-pass at it keeps every frequency

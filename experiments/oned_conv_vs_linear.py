@@ -25,7 +25,7 @@ from experiments._common import (Paths, Setting, analyze_setting, cli, convergen
 from spectral_lab.config import SignalConfig
 from spectral_lab.plot import save
 from spectral_lab.plot.oned import conv_vs_linear_figure
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "oned_conv_vs_linear"
 

@@ -35,7 +35,7 @@ from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, 
 from spectral_lab.config import SignalConfig
 from spectral_lab.plot import save
 from spectral_lab.plot.spectral import pattern_extent_figure
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "pattern_extent"
 

@@ -48,7 +48,7 @@ from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, 
                                   image_paths, plan, preset_cli, record_jobs)
 from spectral_lab.analyze import stopping
 from spectral_lab.analyze.psnr import psnr, psnr_file
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "stopping_rules"
 

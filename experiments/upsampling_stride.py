@@ -35,7 +35,7 @@ from spectral_lab.analyze.spectrum import spectrum_file
 from spectral_lab.config import SignalConfig
 from spectral_lab.plot import save
 from spectral_lab.plot.spectral import stride_spectrum_figure
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 NAME = "upsampling_stride"
 

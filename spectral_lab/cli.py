@@ -12,7 +12,7 @@ import signal
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from . import __version__
 from .errors import ConfigError, SpectralLabError
@@ -159,7 +159,7 @@ def cmd_record(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- info, check, models
 
 def cmd_info(a: argparse.Namespace) -> int:
-    from .record import open_trajectory
+    from .trajectory import open_trajectory
 
     with open_trajectory(a.file) as t:
         cfg = t.config
@@ -210,7 +210,7 @@ def _signal_summary(cfg: dict) -> str:
 
 
 def cmd_check(a: argparse.Namespace) -> int:
-    from .record import check_trajectory
+    from .trajectory import check_trajectory
 
     problems = check_trajectory(a.file)
     if problems:

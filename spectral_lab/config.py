@@ -67,11 +67,15 @@ class ModelConfig:
 @dataclass(frozen=True)
 class FitConfig:
     """The optimisation. Run r uses seed ``seed + r`` for its weights and/or its input,
-    as ``vary`` says ('both', 'weights': same input, 'input': same weights)."""
+    as ``vary`` says ('both', 'weights': same input, 'input': same weights).
+
+    ``optimizer`` is an entry of `spectral_lab.optim.OPTIMIZERS`, ``optimizer_options`` its
+    keyword options (stored in the file's config like every other field)."""
 
     iterations: int = 300
     lr: float = 1e-4
     optimizer: str = "adam"
+    optimizer_options: Mapping[str, Any] = field(default_factory=dict)
     reg_noise_std: float = 0.0
     input_dist: str | None = None
     input_scale: float | None = None
@@ -104,6 +108,7 @@ class RunConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["model"]["options"] = dict(self.model.options)
+        d["fit"]["optimizer_options"] = dict(self.fit.optimizer_options)
         return d
 
     @classmethod
@@ -228,8 +233,8 @@ def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(d.get(key), dict):
             for k, v in value.items():
-                if k == "options" and isinstance(v, Mapping):
-                    d[key]["options"] = {**d[key].get("options", {}), **v}
+                if k.endswith("options") and isinstance(v, Mapping):  # option maps merge
+                    d[key][k] = {**d[key].get(k, {}), **v}
                 else:
                     d[key][k] = v
         else:

@@ -3,9 +3,10 @@
 Objective, for each run r independently (the runs' losses are summed, which leaves each
 run's gradient its own):
 
-    L_r(θ_r) = mean((A f_θr(z_r + n_r,i) - y)²),    n_r,i ~ N(0, reg_noise_std²) per step
+    L_r(θ_r) = ℓ(A f_θr(z_r + n_r,i), y),    n_r,i ~ N(0, reg_noise_std²) per step
 
-with A the forward operator of the task (identity for fitting and denoising). Frame i is the
+with A the forward operator of the task (identity for fitting and denoising) and ℓ the
+data term (a loss of `spectral_lab.losses`, mean squared error by default). Frame i is the
 output of the forward pass of step i, i.e. of the parameters after i updates, so a run of
 ``iterations`` steps yields ``iterations + 1`` frames (frame 0 = the untrained network).
 Exactly one forward pass per step.
@@ -19,45 +20,47 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-import numpy as np
 import torch
 
 from .errors import ConfigError
 from .models.base import RunNet
-from .operators import Identity, Operator
+from .losses import mse
+from .operators import Identity
+from .optim import make_optimizer
 from .seeding import stream_seed
 
-__all__ = ["Callback", "FitState", "FitResult", "OPTIMIZERS", "fit", "make_fit_state"]
+__all__ = ["Callback", "FitState", "FitResult", "fit", "make_fit_state", "GENERATOR_STREAMS"]
 
 
-def _adam(params, lr):
-    # fused: one kernel for the whole update (benchmarks/README.md: 2.4x faster for the linear
-    # net); still elementwise, so stacked runs stay independent
-    return torch.optim.Adam(params, lr=lr, fused=True)
-
-
-def _sgd(params, lr):
-    return torch.optim.SGD(params, lr=lr, foreach=True)
-
-
-OPTIMIZERS: dict[str, Callable] = {"adam": _adam, "sgd": _sgd}
 MAX_LR = 1e30
+
+# the generator streams a fit draws from, per run: name -> seeding stream
+GENERATOR_STREAMS = {"input_noise": "noise", "optimizer": "optimizer"}
 
 
 @dataclass
 class FitState:
-    """What a checkpoint holds: parameters, optimiser state, per-run noise generators, and the
-    iteration whose forward pass comes next (frames ``< iteration`` have been produced)."""
+    """What a checkpoint holds: parameters, optimiser state, every per-run generator the fit
+    draws from, and the iteration whose forward pass comes next (frames ``< iteration``
+    have been produced).
+
+    ``generators`` maps a use to one CPU generator per run: ``input_noise`` (the input
+    perturbation of every step) and ``optimizer`` (noise an optimiser draws itself, SGLD).
+    """
 
     net: RunNet
     optimizer: torch.optim.Optimizer
-    noise_generators: list[torch.Generator]
+    generators: dict[str, list[torch.Generator]]
     iteration: int = 0
+
+    @property
+    def noise_generators(self) -> list[torch.Generator]:
+        return self.generators["input_noise"]
 
     def to_bytes(self) -> bytes:
         buf = io.BytesIO()
         torch.save({"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                    "noise_generators": [g.get_state() for g in self.noise_generators],
+                    "generators": {k: [g.get_state() for g in gs] for k, gs in self.generators.items()},
                     "iteration": self.iteration}, buf)
         return buf.getvalue()
 
@@ -66,8 +69,12 @@ class FitState:
         state = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
         self.net.load_state_dict(state["net"])
         self.optimizer.load_state_dict(state["optimizer"])
-        for g, s in zip(self.noise_generators, state["noise_generators"]):
-            g.set_state(s.cpu())
+        # checkpoints of format 1 held the input-noise generators only
+        saved = state.get("generators") or {"input_noise": state["noise_generators"]}
+        for key, gens in self.generators.items():
+            if key in saved:
+                for g, s in zip(gens, saved[key]):
+                    g.set_state(s.cpu())
         self.iteration = int(state["iteration"])
 
 
@@ -96,21 +103,24 @@ class FitResult:
     seconds: float = 0.0
 
 
-def make_fit_state(net: RunNet, *, lr: float, optimizer: str = "adam",
+def make_fit_state(net: RunNet, *, lr: float, optimizer: str = "adam", optimizer_options=None,
                    noise_seeds: Sequence[int] | None = None) -> FitState:
-    """A fresh state: optimiser over the stacked parameters, one noise generator per run."""
-    if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
+    """A fresh state: the optimiser over the stacked parameters, and per run one generator of
+    each stream in `GENERATOR_STREAMS`, seeded from ``noise_seeds`` (default 0..R-1)."""
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and 0 < lr <= MAX_LR):
         # above ~1e37 Adam's step size overflows float32 inside torch (a RuntimeError)
         raise ConfigError(f"learning rate must be a positive number up to {MAX_LR:g}, got {lr}")
     seeds = list(range(net.runs)) if noise_seeds is None else list(noise_seeds)
-    gens = [torch.Generator().manual_seed(stream_seed(s, "noise")) for s in seeds]
-    return FitState(net=net, optimizer=OPTIMIZERS[optimizer](net.parameters(), lr), noise_generators=gens)
+    gens = {use: [torch.Generator().manual_seed(stream_seed(s, stream)) for s in seeds]
+            for use, stream in GENERATOR_STREAMS.items()}
+    opt = make_optimizer(optimizer, net.parameters(), lr=lr, generators=gens["optimizer"],
+                         options=optimizer_options)
+    return FitState(net=net, optimizer=opt, generators=gens)
 
 
 def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
-        op: Operator | None = None, reg_noise_std: float = 0.0,
+        op: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, reg_noise_std: float = 0.0,
         callbacks: Iterable[Callback] = (), should_stop: Callable[[], bool] | None = None) -> FitResult:
     """Run the DIP optimisation from ``state.iteration`` to ``iterations``.
 
@@ -121,7 +131,12 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
     z : Tensor ``(R, C_in, *spatial)``
         The fixed inputs, on the network's device.
     y : Tensor ``(C, *spatial)`` or ``(R, C, *spatial)``
-        What each run fits (the observation), on the network's device.
+        What each run fits (the observation), on the network's device; its shape is the
+        operator's output shape (smaller than the output for super-resolution).
+    op : callable, optional
+        The forward operator A, ``(R, C, *spatial) -> A's output``; default identity.
+    loss : callable, optional
+        The data term per run, ``(A f, y) -> (R,)``; default `spectral_lab.losses.mse`.
     iterations : int
         Number of parameter updates; frames ``0 .. iterations`` are produced.
     reg_noise_std : float
@@ -131,6 +146,7 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
         step with status ``interrupted``.
     """
     op = op or Identity()
+    loss = loss or mse
     callbacks = list(callbacks)
     net, opt = state.net, state.optimizer
     net.train()
@@ -147,7 +163,7 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
             zi = z if reg_noise_std <= 0 else z + reg_noise_std * _noise(state.noise_generators, z)
             with torch.set_grad_enabled(not last):
                 out = net(zi)
-                per_run = (op(out) - y).pow(2).flatten(1).mean(dim=1)
+                per_run = loss(op(out), y)
             finite = torch.isfinite(per_run)
             if not bool(finite.all()):
                 bad = [int(r) for r in torch.nonzero(~finite).flatten()]
@@ -183,7 +199,7 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
     return result
 
 
-def _noise(generators: list[torch.Generator], z: torch.Tensor) -> torch.Tensor:
+def _noise(generators: Sequence[torch.Generator], z: torch.Tensor) -> torch.Tensor:
     # Drawn on the CPU from per-run generators: identical on every device, and run r's noise
     # does not depend on which other runs share its batch.
     shape = z.shape[1:]

@@ -35,7 +35,7 @@ def _dump(obj) -> None:
 
 def _amplitudes(a):
     from .analyze.amplitudes import analyze_amplitudes_file
-    from .record import open_trajectory
+    from .trajectory import open_trajectory
 
     traj = open_trajectory(a.file)
     try:
@@ -130,7 +130,7 @@ def analyze_divergence_cmd(a) -> int:
 def plot_divergence_cmd(a) -> int:
     from . import plot
     from .plot.images import divergence_figure
-    from .record import open_trajectory
+    from .trajectory import open_trajectory
 
     res = _divergence(a)
     pair = next(iter(res.pairs))
@@ -199,7 +199,7 @@ def _spectrum_shi(a) -> int:
 def plot_spectrum_cmd(a) -> int:
     from . import plot
     from .plot.images import spectra_at_figure, spectrum_figure
-    from .record import open_trajectory
+    from .trajectory import open_trajectory
 
     res = _spectrum(a)
     with open_trajectory(a.file) as t:
@@ -252,7 +252,7 @@ def plot_psnr_cmd(a) -> int:
     from . import plot
     from .analyze.psnr import psnr_file
     from .plot.images import psnr_figure
-    from .record import open_trajectory
+    from .trajectory import open_trajectory
 
     res = psnr_file(a.file)
     with open_trajectory(a.file) as t:

@@ -16,18 +16,13 @@ import torch
 
 from . import signals
 from .config import RunConfig, run_seeds, validate
-from .errors import ConfigError, SpectralLabError
+from .errors import ConfigError
 from .fit import Callback, FitResult, FitState, fit, make_fit_state
 from .models import build_model, required_multiple
 from .models.base import RunNet
-from .record import TrajectoryRecorder, create_trajectory, prepare_resume
+from .trajectory import TrajectoryRecorder, create_trajectory, prepare_resume
 
-__all__ = ["Problem", "make_problem", "select_device", "prepare_fit", "record", "resume",
-           "ProgressBar", "INPUT_DEFAULTS"]
-
-# (distribution, scale) of the fixed input z per model family, when the config leaves it open
-INPUT_DEFAULTS = {"dip": ("uniform", 0.1), "conv": ("normal", 1.0), "linear": ("normal", 1.0),
-                  "relunet": ("uniform", 1.0)}
+__all__ = ["Problem", "make_problem", "select_device", "prepare_fit", "record", "resume", "ProgressBar"]
 
 
 @dataclass
@@ -68,19 +63,7 @@ def make_problem(cfg: RunConfig) -> Problem:
 
 def _make_problem(cfg: RunConfig) -> Problem:
     s = cfg.signal
-    options = _model_kwargs(cfg)
-    for key in ("levels", "stride"):  # required_multiple computes stride ** levels: keep it small
-        value = options.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 64):
-            raise ConfigError(f"model option {key} must be an integer in [1, 64], got {value!r}")
-    try:
-        multiple = int(required_multiple(cfg.model.name, **options))
-    except SpectralLabError:
-        raise
-    except (TypeError, ValueError, ArithmeticError) as exc:
-        raise ConfigError(f"model {cfg.model.name!r}: bad stride or levels ({exc})") from None
-    if multiple < 1:
-        raise ConfigError(f"model {cfg.model.name!r}: stride and levels must be positive integers")
+    multiple = required_multiple(cfg.model.name, **_model_kwargs(cfg))
     if s.kind == "sines":
         clean = signals.sines(s.freqs, s.amps, s.phases, s.length)
         kind = "1d"
@@ -137,9 +120,8 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
     seeds = run_seeds(cfg.fit)
     try:
         net = build_net(cfg, problem, seeds)
-        dist, scale = INPUT_DEFAULTS[cfg.model.name]
-        z = net.make_input([s["input_seed"] for s in seeds], dist=cfg.fit.input_dist or dist,
-                           scale=cfg.fit.input_scale if cfg.fit.input_scale is not None else scale)
+        # None: the family's own input (RunNet.input_dist / input_scale)
+        z = net.make_input([s["input_seed"] for s in seeds], dist=cfg.fit.input_dist, scale=cfg.fit.input_scale)
         net = net.to(device)
         _dry_run(net, z.to(device), (len(seeds), *problem.model_shape))
     except ValueError as exc:
@@ -152,7 +134,7 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
         raise ConfigError(f"model {cfg.model.name!r} ({opts}) does not work on a signal of shape "
                           f"{problem.model_shape}: {type(exc).__name__}: {reason}") from None
     state = make_fit_state(net, lr=cfg.fit.lr, optimizer=cfg.fit.optimizer,
-                           noise_seeds=[s["input_seed"] for s in seeds])
+                           optimizer_options=dict(cfg.fit.optimizer_options), noise_seeds=[s["input_seed"] for s in seeds])
     y = torch.from_numpy(problem.observed).reshape(problem.model_shape).to(device)
     return state, z.to(device), y
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-STREAMS = {"weights": 0, "input": 1, "noise": 2, "probe": 3}
+STREAMS = {"weights": 0, "input": 1, "noise": 2, "probe": 3, "optimizer": 4, "mask": 5}
 
 
 def stream_seed(seed: int, stream: str) -> int:
-    """A generator seed for one use (``weights``, ``input``, ``noise``, ``probe``) of a user seed.
+    """A generator seed for one use (``weights``, ``input``, ``noise``, ``probe``,
+    ``optimizer``, ``mask``) of a user seed.
 
     Seeding two generators with the same integer would make their draws correlated (the
     first weight and the first input sample would be linear functions of one number);

@@ -6,7 +6,7 @@ import numpy as np
 
 
 class FakeTrajectory:
-    """The documented reader API of `spectral_lab.record`, backed by float32 arrays.
+    """The documented reader API of `spectral_lab.trajectory`, backed by float32 arrays.
 
     Parameters
     ----------

@@ -187,7 +187,7 @@ def test_streaming_refuses_a_frequency_out_of_range():
 
 
 def test_streaming_over_a_real_file_equals_the_in_memory_result(tiny_config, tmp_path):
-    from spectral_lab.record import open_trajectory
+    from spectral_lab.trajectory import open_trajectory
     from spectral_lab.runner import record
 
     path = tmp_path / "t.h5"

@@ -8,7 +8,7 @@ import pytest
 from _fakes import run_cli
 
 from spectral_lab.analyze.psnr import psnr
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 from spectral_lab.signals import probe_perturbation
 
 # a 2-level DIP on a 3 x 16 x 20 PNG, 4 runs (two pairs), 30 iterations

@@ -82,7 +82,7 @@ def test_a_complete_recording_of_the_same_configuration_is_reused(tiny_compariso
 
 
 def test_an_interrupted_recording_of_the_same_configuration_is_resumed_to_completion(tmp_path):
-    from spectral_lab.record import open_trajectory
+    from spectral_lab.trajectory import open_trajectory
     from spectral_lab.runner import record
 
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=2, out_dir=tmp_path, models=(

@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO))  # the experiments folder is scripts, not an insta
 
 from experiments import image_divergence, pattern_extent, upsampling_response, upsampling_stride  # noqa: E402
 from experiments._images import largest_levels, rebound  # noqa: E402
-from spectral_lab.record import open_trajectory  # noqa: E402
+from spectral_lab.trajectory import open_trajectory  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

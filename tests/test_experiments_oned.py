@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO))
 from experiments import capacity_sweep, frequency_ladder, oned_conv_vs_linear  # noqa: E402
 from experiments._common import relative_results  # noqa: E402
 from spectral_lab.analyze.amplitudes import analyze_amplitudes  # noqa: E402
-from spectral_lab.record import open_trajectory  # noqa: E402
+from spectral_lab.trajectory import open_trajectory  # noqa: E402
 
 
 # --------------------------------------------------------------------------- conv vs linear

@@ -10,7 +10,7 @@ from spectral_lab import runner
 from spectral_lab.config import FitConfig
 from spectral_lab.errors import ConfigError
 from spectral_lab.fit import Callback, fit, make_fit_state
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 
 
 def frames_of(path):

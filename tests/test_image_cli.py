@@ -15,7 +15,7 @@ import pytest
 from spectral_lab.analyze.divergence import divergence_file, pairwise_divergence
 from spectral_lab.analyze.spectrum import band_fit_times, spectrum_error, spectrum_file
 from spectral_lab.config import FitConfig, ModelConfig, RunConfig, SignalConfig
-from spectral_lab.record import open_trajectory
+from spectral_lab.trajectory import open_trajectory
 from spectral_lab.runner import record
 from _fakes import run_cli
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from spectral_lab import cli, runner
 from spectral_lab.config import RunConfig
 from spectral_lab.errors import SpectralLabError
-from spectral_lab.record import check_trajectory, open_trajectory
+from spectral_lab.trajectory import check_trajectory, open_trajectory
 
 settings.register_profile("spectral_lab-ci", deadline=None, derandomize=True, database=None,
                           print_blob=True, suppress_health_check=[HealthCheck.too_slow,

@@ -113,6 +113,6 @@ def test_a_path_is_opened_with_the_reader_and_closed(monkeypatch, target):
         opened.append("closed")
 
     fake_record = types.SimpleNamespace(open_trajectory=open_trajectory)
-    monkeypatch.setitem(sys.modules, "spectral_lab.record", fake_record)
+    monkeypatch.setitem(sys.modules, "spectral_lab.trajectory", fake_record)
     psnr_file("run.h5")
     assert opened == ["run.h5", "closed"]

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from spectral_lab import runner
-from spectral_lab import schema as S
+from spectral_lab.trajectory import schema as S
 from spectral_lab.config import FitConfig, RecordConfig, RunConfig, run_seeds
 from spectral_lab.errors import TrajectoryError
 from spectral_lab.fit import Callback
-from spectral_lab.record import check_trajectory, create_trajectory, open_trajectory
+from spectral_lab.trajectory import check_trajectory, create_trajectory, open_trajectory
 
 FORMAT_DOC = Path(__file__).resolve().parents[1] / "docs" / "trajectory-format.md"
 
@@ -262,7 +262,7 @@ def test_killed_run_keeps_flushed_frames(tiny_config, tmp_path, subprocess_env):
 def test_writer_under_a_slow_disk_loses_no_frame_and_keeps_order(tiny_config, tmp_path, monkeypatch):
     import dataclasses
 
-    from spectral_lab import record as rec
+    from spectral_lab.trajectory import writer as rec
 
     cfg = tiny_config.replace(fit=dataclasses.replace(tiny_config.fit, iterations=60),
                               record=dataclasses.replace(tiny_config.record, flush_seconds=0.001))

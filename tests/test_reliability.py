@@ -35,10 +35,12 @@ import numpy as np
 import pytest
 import torch
 
-from spectral_lab import cli, record, runner
-from spectral_lab import schema as S
+from spectral_lab import cli, runner
+from spectral_lab.trajectory import create as traj_create
+from spectral_lab.trajectory import writer as traj_writer
+from spectral_lab.trajectory import schema as S
 from spectral_lab.fit import Callback
-from spectral_lab.record import check_trajectory, open_trajectory
+from spectral_lab.trajectory import check_trajectory, open_trajectory
 
 ITERATIONS = 200
 RUNS = 3
@@ -131,16 +133,16 @@ def _inject(point: str, nth: int) -> None:
         calls[0] += 1
         return calls[0] == nth
 
-    W = record._Writer
+    W = traj_writer._Writer
     if point == "creation":  # half the layout written, not yet renamed into place
-        orig_layout = record._write_layout
+        orig_layout = traj_create._write_layout
 
         def write_layout(f, **kw):
             f.attrs[S.ATTR_FORMAT] = S.FORMAT_NAME
             f.create_group(S.RUNS)
             f.flush()
             _kill_self()
-        record._write_layout = write_layout if nth else orig_layout
+        traj_create._write_layout = write_layout if nth else orig_layout
     elif point == "frames":  # one run's block written, the others' not
         orig_frames = W.write_frames
 
@@ -209,7 +211,7 @@ def _child(argv, log, inject, started, produced) -> None:
     sys.stdout = io.TextIOWrapper(os.fdopen(1, "wb", 0), write_through=True)
     sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", 0), write_through=True)
     flushed = os.open(f"{log}.flushed", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    orig_flush, orig_frame = record._Writer.flush, record.TrajectoryRecorder.on_frame
+    orig_flush, orig_frame = traj_writer._Writer.flush, traj_writer.TrajectoryRecorder.on_frame
 
     def flush(self):
         orig_flush(self)
@@ -219,7 +221,7 @@ def _child(argv, log, inject, started, produced) -> None:
         orig_frame(self, iteration, output, loss)
         produced.value = iteration + 1
 
-    record._Writer.flush, record.TrajectoryRecorder.on_frame = flush, on_frame
+    traj_writer._Writer.flush, traj_writer.TrajectoryRecorder.on_frame = flush, on_frame
     if inject:
         _inject(*inject)
     started.set()
@@ -730,7 +732,7 @@ WRITE_FAULTS = [
 def test_write_error_stops_cleanly_keeps_flushed_frames_and_resumes(method, code, nth, reference, tmp_path,
                                                                      monkeypatch):
     path = tmp_path / "w.h5"
-    original = getattr(record._Writer, method)
+    original = getattr(traj_writer._Writer, method)
     calls = [0]
 
     def failing(self, *args):
@@ -740,7 +742,7 @@ def test_write_error_stops_cleanly_keeps_flushed_frames_and_resumes(method, code
         return original(self, *args)
 
     with monkeypatch.context() as m:
-        m.setattr(record._Writer, method, failing)
+        m.setattr(traj_writer._Writer, method, failing)
         exit_code, _, err = run_cli([*RECORD, "--out", path])
     assert exit_code == 1 and len(err) == 1, err
     assert err[0].startswith("spectral-lab: error: writing ") and os.strerror(code) in err[0]

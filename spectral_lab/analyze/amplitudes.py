@@ -183,7 +183,7 @@ def analyze_amplitudes_file(
 
     Parameters
     ----------
-    traj_or_path : str, os.PathLike or an open trajectory (see `spectral_lab.record`)
+    traj_or_path : str, os.PathLike or an open trajectory (see `spectral_lab.trajectory`)
     freqs : sequence of K floats, optional
         Defaults to the file's `config["signal"]["freqs"]`.
     delta : float
@@ -203,7 +203,7 @@ def analyze_amplitudes_file(
     """
     if isinstance(traj_or_path, (str, os.PathLike)):
         # Imported here: the array functions above must not need h5py.
-        from spectral_lab.record import open_trajectory
+        from spectral_lab.trajectory import open_trajectory
 
         with open_trajectory(traj_or_path) as traj:
             return analyze_amplitudes_file(traj, freqs=freqs, delta=delta, chunk=chunk)

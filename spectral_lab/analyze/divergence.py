@@ -257,7 +257,7 @@ def divergence_file(
 
     Parameters
     ----------
-    traj_or_path : str, os.PathLike or an open trajectory (see `spectral_lab.record`)
+    traj_or_path : str, os.PathLike or an open trajectory (see `spectral_lab.trajectory`)
     pairs : sequence of (i, j), optional
         Runs to compare; default every pair i < j. (j, i) is read as (i, j).
     chunk : int, optional
@@ -278,7 +278,7 @@ def divergence_file(
     """
     if isinstance(traj_or_path, (str, os.PathLike)):
         # Imported here: the array functions above must not need h5py.
-        from spectral_lab.record import open_trajectory
+        from spectral_lab.trajectory import open_trajectory
 
         with open_trajectory(traj_or_path) as traj:
             return divergence_file(

@@ -92,7 +92,7 @@ def json_float(value: float) -> float | None:
 def trajectory_context(traj_or_path: Any) -> Iterator[Any]:
     """Yield an open trajectory: open a path (and close it after), pass a reader through."""
     if isinstance(traj_or_path, (str, os.PathLike)):
-        from spectral_lab.record import open_trajectory  # the only h5py user
+        from spectral_lab.trajectory import open_trajectory  # the only h5py user
 
         with open_trajectory(traj_or_path) as traj:
             yield traj
@@ -161,7 +161,7 @@ def psnr_file(
     Parameters
     ----------
     traj_or_path : str, os.PathLike or open trajectory
-        A path is opened with `spectral_lab.record.open_trajectory` and closed after.
+        A path is opened with `spectral_lab.trajectory.open_trajectory` and closed after.
     chunk : int or None
         Frames read at a time (passed to ``traj.iter_frames``); memory is O(chunk * frame).
     data_range : float or None

@@ -328,7 +328,7 @@ def spectrum_file(
 
     Parameters
     ----------
-    traj_or_path : str, os.PathLike or an open trajectory (see `spectral_lab.record`)
+    traj_or_path : str, os.PathLike or an open trajectory (see `spectral_lab.trajectory`)
     n_bands, channel
         See `band_power`.
     threshold : float
@@ -346,7 +346,7 @@ def spectrum_file(
     """
     if isinstance(traj_or_path, (str, os.PathLike)):
         # Imported here: the array functions above must not need h5py.
-        from spectral_lab.record import open_trajectory
+        from spectral_lab.trajectory import open_trajectory
 
         with open_trajectory(traj_or_path) as traj:
             return spectrum_file(
@@ -460,7 +460,7 @@ def magnitude_ratio_file(traj_or_path, *, n_bands: int | None = None, channel: C
     Returns ``(band_edges, ratios)`` with one ``(T_r, B)`` array per run; memory is one
     block of frames at a time.
     """
-    from spectral_lab.record import open_trajectory
+    from spectral_lab.trajectory import open_trajectory
 
     traj = open_trajectory(traj_or_path) if isinstance(traj_or_path, (str, os.PathLike)) else traj_or_path
     try:

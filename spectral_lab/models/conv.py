@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._layers import RunConv, from_runs, to_runs
-from .base import RunNet, output_activation
+from .base import MODELS, RunNet, positive_int, relu_stack
 
 
+@MODELS.register("conv", help="plain deep conv stack, ReLU, no normalisation")
 class ConvNet(RunNet):
     """``depth`` convolutions of ``width`` channels and kernel ``kernel``, ReLU between them.
 
@@ -20,24 +20,17 @@ class ConvNet(RunNet):
     weights separate the frequencies more (experiments/results/oned.md).
     """
 
+    input_dist, input_scale = "normal", 1.0
+
     def __init__(self, *, runs: int, signal_shape: tuple[int, ...], depth: int = 4, width: int = 256,
                  kernel: int = 3, in_channels: int = 1, output: str | None = None,
                  padding: str = "zeros", init: str = "xavier", bias: bool = True) -> None:
-        super().__init__()
-        if depth < 2:
-            raise ValueError(f"depth must be >= 2, got {depth}")
-        self.runs, self.in_channels, self.out_channels = runs, in_channels, signal_shape[0]
-        self.spatial, self.ndim = tuple(signal_shape[1:]), len(signal_shape) - 1
-        chans = [in_channels] + [width] * (depth - 1) + [self.out_channels]
+        super().__init__(runs=runs, signal_shape=signal_shape, in_channels=in_channels, output=output)
+        depth, width, kernel = positive_int("depth", depth, 2), positive_int("width", width), positive_int("kernel", kernel)
+        chans = [self.in_channels] + [width] * (depth - 1) + [self.out_channels]
         self.layers = nn.ModuleList(
             RunConv(runs, a, b, kernel, ndim=self.ndim, padding=padding, init=init, bias=bias)
             for a, b in zip(chans[:-1], chans[1:]))
-        self.out_act = output_activation(output or ("linear" if self.ndim == 1 else "sigmoid"))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        x = to_runs(z)
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < len(self.layers) - 1:
-                x = F.relu(x)
-        return self.out_act(from_runs(x, self.runs))
+        return self.out_act(from_runs(relu_stack(self.layers, to_runs(z)), self.runs))

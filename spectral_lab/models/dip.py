@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._layers import RunBatchNorm, RunConv, RunConvTranspose, Upsample, concat_runs, from_runs, to_runs
-from .base import RunNet, output_activation
+from .base import MODELS, RunNet, positive_int
 
 UPSAMPLE_MODES = ("nearest", "bilinear", "transposed")
 
@@ -62,6 +62,7 @@ class _Level(nn.Module):
         return self.merge(self.merge_bn(joined))
 
 
+@MODELS.register("dip", help="the DIP skip encoder-decoder (Ulyanov et al.): BatchNorm, fixed or learned up-sampling")
 class DipNet(RunNet):
     """The DIP skip network; defaults are the DIP paper's denoising network.
 
@@ -77,20 +78,19 @@ class DipNet(RunNet):
     'transposed' (a learned transposed convolution, to separate the two causes of the bias).
     """
 
+    input_dist, input_scale = "uniform", 0.1  # the DIP reference code: U(0, 1/10)
+
     def __init__(self, *, runs: int, signal_shape: tuple[int, ...], levels: int = 5,
                  down: int | Sequence[int] = 128, up: int | Sequence[int] = 128,
                  skip: int | Sequence[int] = 4, kernel_down: int = 3, kernel_up: int = 3,
                  kernel_skip: int = 1, stride: int = 2, upsample: str = "bilinear",
                  in_channels: int = 32, output: str | None = None, padding: str = "reflect") -> None:
-        super().__init__()
-        if levels < 1:
-            raise ValueError(f"levels must be >= 1, got {levels}")
+        super().__init__(runs=runs, signal_shape=signal_shape, in_channels=in_channels, output=output)
+        levels, stride = positive_int("levels", levels), positive_int("stride", stride, 2)
+        for name, value in (("kernel_down", kernel_down), ("kernel_up", kernel_up), ("kernel_skip", kernel_skip)):
+            positive_int(name, value)
         if upsample not in UPSAMPLE_MODES:
             raise ValueError(f"unknown upsample mode {upsample!r}; choose from {UPSAMPLE_MODES}")
-        if stride < 2:
-            raise ValueError(f"stride must be >= 2, got {stride}")
-        self.runs, self.in_channels, self.out_channels = runs, in_channels, signal_shape[0]
-        self.spatial, self.ndim = tuple(signal_shape[1:]), len(signal_shape) - 1
         multiple = stride ** levels
         bad = [n for n in self.spatial if n % multiple or n < 2 * multiple]
         if bad:
@@ -106,10 +106,13 @@ class DipNet(RunNet):
                            inner_out, ndim=self.ndim, stride=stride, upsample=upsample, padding=padding)
         self.body = inner
         self.head = RunConv(runs, up[0], self.out_channels, 1, ndim=self.ndim)
-        self.out_act = output_activation(output or ("linear" if self.ndim == 1 else "sigmoid"))
 
-    @staticmethod
-    def required_multiple(levels: int = 5, stride: int = 2, **_) -> int:
+    @classmethod
+    def required_multiple(cls, *, levels: int = 5, stride: int = 2, **_) -> int:
+        """``stride ** levels``: every level halves (divides by ``stride``) the sides."""
+        levels, stride = positive_int("levels", levels), positive_int("stride", stride, 2)
+        if levels > 64 or stride > 64:  # stride ** levels must stay a sane integer
+            raise ValueError(f"levels and stride must be at most 64, got levels={levels}, stride={stride}")
         return stride ** levels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

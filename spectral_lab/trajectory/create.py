@@ -1,0 +1,131 @@
+"""Creating a trajectory file: the whole layout first, then SWMR writing (docs/trajectory-format.md)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+import h5py
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import TrajectoryError
+from . import schema as S
+from ._h5 import locked_by_other, open_for_writing
+
+__all__ = ["create_trajectory", "chunk_frames", "STORAGE_DTYPES", "COMPRESSIONS"]
+
+STORAGE_DTYPES = ("float32", "float16")
+COMPRESSIONS = ("none", "gzip", "lzf")
+_CHUNK_BYTES = 1 << 20
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def chunk_frames(signal_shape: Sequence[int], itemsize: int) -> int:
+    """Frames per HDF5 chunk (and per write block): about 1 MiB, at most 256."""
+    frame = int(np.prod(signal_shape)) * itemsize
+    return int(max(1, min(256, _CHUNK_BYTES // max(frame, 1))))
+
+
+
+def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, target: np.ndarray,
+                      observed: np.ndarray, run_seeds: Sequence[dict], iterations: int,
+                      dtype: str = "float32", compression: str = "none",
+                      overwrite: bool = False) -> h5py.File:
+    """Create the whole layout of a trajectory file and return it open in SWMR-write mode.
+
+    Nothing is left behind if creation fails. An existing file is refused unless
+    ``overwrite``; a file another process is writing is refused always.
+    """
+    path = Path(path)
+    if dtype not in STORAGE_DTYPES:
+        raise TrajectoryError(f"unknown storage dtype {dtype!r}; choose from {', '.join(STORAGE_DTYPES)}")
+    if compression not in COMPRESSIONS:
+        raise TrajectoryError(f"unknown compression {compression!r}; choose from {', '.join(COMPRESSIONS)}")
+    if path.is_dir():
+        raise TrajectoryError(f"{path} is a folder; give the trajectory a file name")
+    if path.exists():
+        if not overwrite:
+            raise TrajectoryError(f"{path} exists; pass --overwrite to replace it")
+        if locked_by_other(path):
+            raise TrajectoryError(f"{path} is being written by another process; not overwriting it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrajectoryError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
+    shape = tuple(int(s) for s in target.shape)
+    # The layout is written to a hidden sibling and renamed into place once complete, then
+    # reopened straight into SWMR writing: a kill at any moment leaves at ``path`` either
+    # nothing (the old file, with --overwrite) or a file that opens.
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    try:
+        f = h5py.File(tmp, "w", libver="latest")
+    except OSError as exc:
+        raise TrajectoryError(f"cannot create {path}: {exc}") from None
+    try:
+        try:
+            _write_layout(f, config=config, kind=kind, target=target, observed=observed,
+                          run_seeds=run_seeds, iterations=iterations, dtype=dtype,
+                          compression=compression, shape=shape)
+        finally:
+            f.close()
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrajectoryError(f"cannot create {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return open_for_writing(path)
+
+
+
+def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, dtype, compression, shape):
+    a = f.attrs
+    a[S.ATTR_FORMAT] = S.FORMAT_NAME
+    a[S.ATTR_VERSION] = S.FORMAT_VERSION
+    a[S.ATTR_LAB_VERSION] = __version__
+    a[S.ATTR_TORCH_VERSION] = str(torch.__version__)
+    a[S.ATTR_CREATED] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    a[S.ATTR_GIT] = _git_commit()
+    a[S.ATTR_CONFIG] = json.dumps(config, sort_keys=True)
+    a[S.ATTR_KIND] = kind
+    a[S.ATTR_SIGNAL_SHAPE] = np.asarray(shape, dtype=np.int64)
+    a[S.ATTR_N_RUNS] = len(run_seeds)
+    a[S.ATTR_ITERATIONS] = int(iterations)
+    f.create_dataset(S.TARGET, data=np.asarray(target, dtype=np.float32))
+    f.create_dataset(S.OBSERVED, data=np.asarray(observed, dtype=np.float32))
+    np_dtype = np.dtype(dtype)
+    block = chunk_frames(shape, np_dtype.itemsize)
+    comp = {} if compression == "none" else {"compression": compression}
+    if compression == "gzip":
+        comp["compression_opts"] = 4
+    for r, seeds in enumerate(run_seeds):
+        g = f.create_group(S.run_group(r))
+        for key in S.RUN_ATTRS:
+            g.attrs[key] = int(seeds[key])
+        g.create_dataset(S.OUTPUT, shape=(0, *shape), maxshape=(None, *shape), dtype=np_dtype,
+                         chunks=(block, *shape), **comp)
+        g.create_dataset(S.LOSS, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,))
+    f.create_dataset(S.STATUS_STATE, data=np.bytes_("running".ljust(16)), dtype="S16")
+    f.create_dataset(S.STATUS_FRAMES, data=np.int64(0))
+    f.create_dataset(S.STATUS_MESSAGE, data=np.bytes_(""), dtype=f"S{S.MESSAGE_BYTES}")
+    for slot in S.CHECKPOINT_SLOTS:
+        g = f.create_group(slot)
+        g.create_dataset(S.SLOT_BLOB, shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 16,))
+        g.create_dataset(S.SLOT_META, data=np.array([-1, 0, 0], dtype=np.int64))
+
+

@@ -1,0 +1,225 @@
+"""Reading trajectory files, live or finished: `open_trajectory` and the `Trajectory` reader."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..config import RunConfig
+from ..errors import SpectralLabError, TrajectoryError
+from . import schema as S
+from ._h5 import as_str, h5_errors, locked_by_other, open_file, refresh
+
+__all__ = ["Trajectory", "open_trajectory"]
+
+
+def _reading(method):
+    """Report h5py's errors while reading a file as one-line ``TrajectoryError``s."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with h5_errors(self.path):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
+def _parse_config(text, path: Path) -> dict:
+    """The stored configuration, checked and completed with defaults (JSON types)."""
+    try:
+        raw = json.loads(as_str(text))
+        return json.loads(json.dumps(RunConfig.from_dict(raw).to_dict()))
+    except (ValueError, TypeError, SpectralLabError) as exc:
+        raise TrajectoryError(f"{path}: root attribute 'config' is not a valid configuration ({exc})") from None
+
+
+class Trajectory:
+    """Lazy read access to a trajectory file (live or finished). Use ``open_trajectory``."""
+
+    def __init__(self, f: h5py.File, path: Path) -> None:
+        self._f, self.path = f, path
+        a = f.attrs
+        self.format_version = int(a[S.ATTR_VERSION])
+        self.config: dict = _parse_config(a[S.ATTR_CONFIG], path)
+        self.kind: str = as_str(a[S.ATTR_KIND])
+        self.signal_shape: tuple[int, ...] = tuple(int(s) for s in a[S.ATTR_SIGNAL_SHAPE])
+        self.n_runs: int = int(a[S.ATTR_N_RUNS])
+        self.iterations: int = int(a[S.ATTR_ITERATIONS])
+        self.attrs = {k: (as_str(v) if isinstance(v, (bytes, str)) else v) for k, v in a.items()}
+        self._handles: dict[str, h5py.Dataset] = {}
+
+    def _fresh(self, name: str) -> h5py.Dataset:
+        """One cached handle per dataset, refreshed to see a live writer's latest flush.
+        (HDF5 fails reads after two handles of one dataset are both refreshed.)"""
+        ds = self._handles.get(name)
+        if ds is None:
+            ds = self._handles[name] = self._f[name]
+        refresh(ds)
+        return ds
+
+    def __enter__(self) -> "Trajectory":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._f.close()
+
+    @property
+    @_reading
+    def target(self) -> np.ndarray:
+        return self._f[S.TARGET][()]
+
+    @property
+    @_reading
+    def observed(self) -> np.ndarray:
+        return self._f[S.OBSERVED][()]
+
+    @property
+    @_reading
+    def status(self) -> str:
+        return as_str(self._fresh(S.STATUS_STATE)[()]).strip()
+
+    @property
+    def writer_alive(self) -> bool:
+        """True while a process is writing the file. A 'running' file without a live writer
+        was killed: it holds every frame up to its last flush and can be resumed."""
+        return locked_by_other(self.path)
+
+    @property
+    @_reading
+    def message(self) -> str:
+        return as_str(self._fresh(S.STATUS_MESSAGE)[()])
+
+    @_reading
+    def run_seeds(self, r: int) -> dict:
+        g = self._run(r)
+        return {k: int(g.attrs[k]) for k in S.RUN_ATTRS}
+
+    @_reading
+    def frames(self, r: int) -> h5py.Dataset:
+        """The run's output dataset ``(T, *signal_shape)``; slice it, only the first
+        ``n_frames(r)`` frames are valid."""
+        self._run(r)
+        return self._fresh(f"{S.run_group(r)}/{S.OUTPUT}")
+
+    @_reading
+    def n_frames(self, r: int) -> int:
+        """Frames of run r that are flushed and complete (a live file grows)."""
+        self._run(r)
+        flushed = int(self._fresh(S.STATUS_FRAMES)[()])
+        out = self._fresh(f"{S.run_group(r)}/{S.OUTPUT}")
+        loss = self._fresh(f"{S.run_group(r)}/{S.LOSS}")
+        return int(min(flushed, out.shape[0], loss.shape[0]))
+
+    @_reading
+    def losses(self, r: int) -> np.ndarray:
+        n = self.n_frames(r)
+        return self._fresh(f"{S.run_group(r)}/{S.LOSS}")[:n]
+
+    def iter_frames(self, r: int, chunk: int | None = None, start: int = 0,
+                    stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_iteration, block)`` with ``block`` float32 ``(B, *signal_shape)``,
+        reading one chunk-aligned block at a time (bounded memory)."""
+        n = self.n_frames(r) if stop is None else min(stop, self.n_frames(r))
+        ds = self._handles[f"{S.run_group(r)}/{S.OUTPUT}"]
+        if chunk is None:  # whole HDF5 chunks, up to ~64 MiB a block
+            c = ds.chunks[0] if ds.chunks else 1
+            frame_bytes = 4 * int(np.prod(self.signal_shape))
+            chunk = c * max(1, min(256 // c, (64 << 20) // (frame_bytes * c)))
+        step = max(1, int(chunk))
+        for a in range(start, n, step):
+            b = min(a + step, n)
+            with h5_errors(self.path):
+                block = ds[a:b].astype(np.float32, copy=False)
+            yield a, block
+
+    @_reading
+    def latest_checkpoint(self) -> tuple[bytes | None, int]:
+        """The newest intact checkpoint: ``(bytes, iteration)``, or ``(None, 0)``."""
+        best: tuple[bytes | None, int] = (None, 0)
+        for slot in S.CHECKPOINT_SLOTS:
+            meta_ds = self._fresh(f"{slot}/{S.SLOT_META}")
+            blob_ds = self._fresh(f"{slot}/{S.SLOT_BLOB}")
+            it, nbytes, crc = (int(v) for v in meta_ds[()])
+            if it < 0 or nbytes > blob_ds.shape[0] or it <= best[1] and best[0] is not None:
+                continue
+            blob = blob_ds[:nbytes].tobytes()
+            if zlib.crc32(blob) == crc:
+                best = (blob, it)
+        return best
+
+    def _run(self, r: int) -> h5py.Group:
+        if not 0 <= r < self.n_runs:
+            raise TrajectoryError(f"{self.path} has runs 0..{self.n_runs - 1}; there is no run {r}")
+        return self._f[S.run_group(r)]
+
+
+
+def open_trajectory(path: str | os.PathLike) -> Trajectory:
+    """Open a trajectory file for reading; works while another process is writing it.
+
+    Raises ``TrajectoryError`` (one clear line) for a missing, non-HDF5, truncated or
+    corrupted file, an HDF5 file of another layout, or a newer format version.
+    """
+    path = Path(path)
+    f = open_file(path)
+    try:
+        with h5_errors(path):
+            fmt = as_str(f.attrs.get(S.ATTR_FORMAT, ""))
+            if fmt != S.FORMAT_NAME:
+                raise TrajectoryError(f"{path} is an HDF5 file but not a spectral_lab trajectory")
+            version = int(f.attrs.get(S.ATTR_VERSION, -1))
+            if version > S.FORMAT_VERSION:
+                raise TrajectoryError(f"{path} has format version {version}, newer than this spectral_lab "
+                                      f"({__version__}) reads (up to {S.FORMAT_VERSION}); upgrade spectral_lab")
+            problems = _layout_problems(f)
+            if problems:
+                raise TrajectoryError(f"{path} does not follow the trajectory layout: {problems[0]}")
+            return Trajectory(f, path)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _layout_problems(f: h5py.File) -> list[str]:
+    problems = [f"missing root attribute '{k}'" for k in S.ROOT_ATTRS if k not in f.attrs]
+    if problems:
+        return problems
+    for name in (S.TARGET, S.OBSERVED, S.STATUS_STATE, S.STATUS_FRAMES, S.STATUS_MESSAGE):
+        if name not in f:
+            problems.append(f"missing dataset '/{name}'")
+    shape = tuple(int(s) for s in f.attrs[S.ATTR_SIGNAL_SHAPE])
+    kind = as_str(f.attrs[S.ATTR_KIND])
+    if kind not in S.KINDS:
+        problems.append(f"kind is {kind!r}, not one of {S.KINDS}")
+    for name in (S.TARGET, S.OBSERVED):
+        if name in f and f[name].shape != shape:
+            problems.append(f"'/{name}' has shape {f[name].shape}, not the signal shape {shape}")
+    for r in range(int(f.attrs[S.ATTR_N_RUNS])):
+        g = S.run_group(r)
+        if g not in f:
+            problems.append(f"missing group '/{g}'")
+            continue
+        for key in S.RUN_ATTRS:
+            if key not in f[g].attrs:
+                problems.append(f"'/{g}' lacks attribute '{key}'")
+        for ds in (S.OUTPUT, S.LOSS):
+            if ds not in f[g]:
+                problems.append(f"missing dataset '/{g}/{ds}'")
+        if S.OUTPUT in f[g] and f[g][S.OUTPUT].shape[1:] != shape:
+            problems.append(f"'/{g}/{S.OUTPUT}' frames have shape {f[g][S.OUTPUT].shape[1:]}, not {shape}")
+    for slot in S.CHECKPOINT_SLOTS:
+        for ds in (S.SLOT_BLOB, S.SLOT_META):
+            if f"{slot}/{ds}" not in f:
+                problems.append(f"missing dataset '/{slot}/{ds}'")
+    return problems
+
+
