@@ -37,7 +37,7 @@ def run(analyzer: str, path: str) -> None:
             stop_file(traj, "es_wmv")
         elif analyzer == "stop sure":
             # SURE's divergence term comes from training, not from the file: zeros stand in
-            stop_file(traj, "sure", divergence=[np.zeros(traj.n_frames(r)) for r in range(traj.n_runs)])
+            stop_file(traj, "sure", dof=[np.zeros(traj.n_frames(r)) for r in range(traj.n_runs)])
         elif analyzer == "stop pair_divergence":
             stop_file(traj, "pair_divergence")
         else:

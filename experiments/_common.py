@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from spectral_lab.analyze import stopping_points
+from spectral_lab.analyze import convergence
 from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table
 from spectral_lab.config import FitConfig, ModelConfig, RecordConfig, RunConfig, SignalConfig, validate
 from spectral_lab.fit import Callback, FitState
@@ -157,8 +157,8 @@ def relative_results(results: Mapping[int, AmplitudeResult]) -> dict[int, Amplit
         out[run] = AmplitudeResult(
             freqs=res.freqs, target_amps=np.ones_like(res.target_amps), amplitudes=norm, se=se,
             delta=res.delta,
-            converged_at=stopping_points.settle_iteration_per_column(se, res.delta),
-            first_crossing=stopping_points.first_crossing_per_column(se, res.delta))
+            converged_at=convergence.settle_iteration_per_column(se, res.delta),
+            first_crossing=convergence.first_crossing_per_column(se, res.delta))
     return out
 
 

@@ -19,7 +19,7 @@ see (outputs, the observation, σ for the rules that need it); the clean image o
 Rules (`spectral_lab.analyze.stopping`): ``es_wmv`` (Wang et al. 2023), ``sure`` (Jo et al.
 2021; white noise only: its divergence term comes from a *twin* file per white-noise file, the
 same seeds fitted to the observation plus ε·b, ε = ``probe``/255, see
-`spectral_lab.analyze.stopping.probe_divergence`; ``--set probe=0`` leaves SURE out),
+`spectral_lab.analyze.stopping.probe_dof`; ``--set probe=0`` leaves SURE out),
 ``discrepancy`` (Morozov: the first iteration whose residual reaches the clipped noise's
 variance; needs σ), ``pair_divergence`` (ours, the first valley of the pair's disagreement ε),
 ``pair_discrepancy`` (ours: the discrepancy principle on the pair's mean residual, output the
@@ -32,7 +32,6 @@ Any scalar of `Config` can be changed with ``--set FIELD=VALUE`` (e.g. ``--set p
 
 from __future__ import annotations
 
-import itertools
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -147,12 +146,7 @@ def evaluate_file(path: Path, cfg: Config, twin: Path | None = None) -> dict:
     sure_curve = None
     if twin is not None:
         out["rules"]["sure"] = entries(stopping.stop_file(path, "sure", twin=twin))
-        with open_trajectory(twin) as tw:  # run 0's SURE curve, for the figure
-            delta = np.asarray(tw.observed, dtype=np.float64) - observed
-            twin_frames = itertools.chain.from_iterable(block for _, block in tw.iter_frames(0))
-            div = np.array(list(stopping.probe_divergence(a, twin_frames, delta,
-                                                          epsilon=tw.config["degrade"]["probe"] / 255.0)))
-        sure_curve = stopping.sure_curve(a[: div.size], observed, sigma=sigma, divergence=div)
+        sure_curve = stopping.sure_curve_file(path, twin, 0)  # run 0's SURE curve, for the figure
     else:
         out["rules"]["sure"] = None
         out["sure_refused"] = "assumes white noise" if noise != "white" else "no twin file (probe = 0)"

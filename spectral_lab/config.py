@@ -47,7 +47,7 @@ class DegradeConfig:
     seed's own ``probe`` stream, to the observation after clipping: a file recorded with
     ``probe > 0`` and otherwise the same configuration is the SURE *twin* of the file
     without, and the two files' outputs give the Monte-Carlo divergence that SURE needs
-    (`spectral_lab.analyze.stopping.probe_divergence`)."""
+    (`spectral_lab.analyze.stopping.probe_dof`)."""
 
     noise: str = "white"
     sigma: float = 25.0

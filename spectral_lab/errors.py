@@ -21,8 +21,8 @@ class AnalysisError(SpectralLabError, ValueError):
     """An analysis cannot run on the given data (too few runs, wrong kind of signal, ...)."""
 
 
-class DivergenceError(SpectralLabError):
-    """The optimisation produced NaN or inf."""
+class DivergedError(SpectralLabError):
+    """The optimisation diverged: its loss became NaN or inf ("divergence" in this lab is the inter-run ε)."""
 
 
 class WriteError(SpectralLabError):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spectral_lab.errors import SignalError
+from spectral_lab.fourier import frequency_radius
 
 __all__ = [
     "sines",
@@ -452,8 +453,7 @@ def add_white_noise(x: np.ndarray, sigma: float = 25.0, *, seed: int) -> np.ndar
         Shape of ``x``, float32, values in [0, 1].
     """
     signal = _as_signal(x)
-    noisy = signal + white_noise(signal.shape, sigma, seed=seed)
-    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+    return _noisy(signal, white_noise(signal.shape, sigma, seed=seed)).astype(np.float32)
 
 
 def _filtered_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -462,14 +462,6 @@ def _filtered_axes(shape: tuple[int, ...]) -> tuple[int, ...]:
     if len(shape) == 3:
         return (-2, -1)
     raise SignalError(f"shape must be (N,) or (C, H, W), got {shape!r}")
-
-
-def _frequency_radius(shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
-    """Radius in cycles per sample of each bin of ``np.fft.rfftn(a, axes=axes)``."""
-    sizes = [shape[a] for a in axes]
-    grids = [np.fft.fftfreq(n) for n in sizes[:-1]] + [np.fft.rfftfreq(sizes[-1])]
-    mesh = np.meshgrid(*grids, indexing="ij")
-    return np.sqrt(sum(g**2 for g in mesh))
 
 
 def lowfreq_noise(
@@ -516,7 +508,7 @@ def lowfreq_noise(
         raise SignalError(
             f"cutoff must be in (0, {max_radius:.4g}] cycles per sample, got {cutoff!r}"
         )
-    radius = _frequency_radius(shape, axes)
+    radius = frequency_radius([shape[a] for a in axes], real=True)
     keep = (radius <= cutoff) & (radius > 0)
     if not keep.any():
         if not (radius > 0).any():
@@ -556,8 +548,7 @@ def add_lowfreq_noise(
         Shape of ``x``, float32, values in [0, 1].
     """
     signal = _as_signal(x)
-    noisy = signal + lowfreq_noise(signal.shape, sigma, cutoff, seed=seed)
-    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+    return _noisy(signal, lowfreq_noise(signal.shape, sigma, cutoff, seed=seed)).astype(np.float32)
 
 
 def degrade(
@@ -599,14 +590,18 @@ def degrade(
     if noise == "none":
         observed = signal
     else:
-        if noise == "white":
-            noisy = signal + white_noise(signal.shape, sigma, seed=seed)
-        else:
-            noisy = signal + lowfreq_noise(signal.shape, sigma, cutoff, seed=seed)
-        observed = np.clip(noisy, 0.0, 1.0) if clip else noisy
+        field = (white_noise(signal.shape, sigma, seed=seed) if noise == "white"
+                 else lowfreq_noise(signal.shape, sigma, cutoff, seed=seed))
+        observed = _noisy(signal, field, clip)
     if probe:
         observed = observed + probe_perturbation(signal.shape, probe, seed=seed)
     return observed.astype(np.float32)
+
+
+def _noisy(signal: np.ndarray, noise: np.ndarray, clip: bool = True) -> np.ndarray:
+    """signal + noise, clipped to [0, 1] when ``clip`` (float64)."""
+    noisy = signal + noise
+    return np.clip(noisy, 0.0, 1.0) if clip else noisy
 
 
 def probe_perturbation(shape: int | tuple[int, ...], probe: float, *, seed: int) -> np.ndarray:

@@ -12,7 +12,7 @@ from spectral_lab.analyze.amplitudes import (
     convergence_table,
     squared_error,
 )
-from spectral_lab.analyze.stopping_points import (
+from spectral_lab.analyze.convergence import (
     first_crossing,
     first_crossing_per_column,
     settle_iteration,

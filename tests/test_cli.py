@@ -277,6 +277,10 @@ def test_readme_names_make_demo_as_the_first_command():
 
 def test_the_stop_command_offers_exactly_the_registered_rules():
     from spectral_lab.analyze.stopping import RULES
-    from spectral_lab.reports import STOP_RULES
+    from spectral_lab.cli import make_parser
 
-    assert sorted(STOP_RULES) == sorted(RULES)
+    parser = make_parser(["analyze", "stop", "f.h5", "--rule", "es_wmv"])
+    analyze = next(a for a in parser._subparsers._group_actions[0].choices["analyze"]._actions
+                   if a.dest == "what").choices["stop"]
+    rule = next(a for a in analyze._actions if a.dest == "rule")
+    assert sorted(rule.choices) == sorted(RULES)

@@ -36,6 +36,7 @@ import pytest
 import torch
 
 from spectral_lab import cli, runner
+from spectral_lab.cli import record as cli_record
 from spectral_lab.trajectory import create as traj_create
 from spectral_lab.trajectory import writer as traj_writer
 from spectral_lab.trajectory import schema as S
@@ -529,7 +530,7 @@ class PoisonRun(Callback):
 @pytest.mark.parametrize("run, at", [(1, 1), (0, 57), (2, 150)])
 def test_nan_in_one_run_stops_the_batch_and_leaves_the_others_intact(run, at, reference, tmp_path):
     path = tmp_path / "n.h5"
-    cfg = cli.build_config(cli.make_parser().parse_args([str(a) for a in [*RECORD, "--out", path]]))
+    cfg = cli_record.build_config(cli.make_parser().parse_args([str(a) for a in [*RECORD, "--out", path]]))
     result = runner.record(cfg, path, progress=False, callbacks=[PoisonRun(run, at)])
     assert result.status == "diverged" and result.bad_runs == [run]
     assert f"iteration {at} in run(s) {run};" in result.message

@@ -14,10 +14,11 @@ from spectral_lab.analyze.stopping import (
     pair_disagreement,
     pair_discrepancy_rule,
     pair_divergence_rule,
-    probe_divergence,
+    probe_dof,
     stop_file,
     sure,
     sure_curve,
+    sure_rule,
     sure_score,
     wmv_variance,
 )
@@ -134,27 +135,27 @@ def linear_smoother_case(n=100_000, sigma=0.1, seed=0):
 def test_sure_of_a_linear_smoother_matches_its_mse():
     x, y, factors, frames, divergence = linear_smoother_case()
     mse = np.mean((frames - x) ** 2, axis=1)
-    sure_values = sure_curve(frames, y, sigma=0.1, divergence=divergence)
+    sure_values = sure_curve(frames, y, sigma=0.1, dof=divergence)
     np.testing.assert_allclose(sure_values, mse, atol=1e-3)  # error ~ sigma / sqrt(n) ~ 3e-4
 
 
 def test_sure_picks_the_shrinkage_factor_of_near_minimal_mse():
     x, y, factors, frames, divergence = linear_smoother_case()
     mse = np.mean((frames - x) ** 2, axis=1)
-    chosen = sure(frames, y, sigma=0.1, divergence=divergence)
+    chosen = sure(frames, y, sigma=0.1, dof=divergence)
     assert abs(chosen - np.argmin(mse)) <= 1
 
 
-def test_sure_without_divergence_raises_and_says_why():
+def test_sure_without_degrees_of_freedom_raises_and_says_why():
     x, y, factors, frames, divergence = linear_smoother_case(n=101)
-    with pytest.raises(AnalysisError, match="divergence"):
+    with pytest.raises(AnalysisError, match="degrees of freedom.*--probe"):
         sure(frames, y, sigma=0.1)
 
 
-def test_sure_with_one_divergence_value_too_few_raises():
+def test_sure_with_one_dof_value_too_few_raises():
     x, y, factors, frames, divergence = linear_smoother_case(n=101)
     with pytest.raises(AnalysisError, match="frames"):
-        sure(frames, y, sigma=0.1, divergence=divergence[:-1])
+        sure(frames, y, sigma=0.1, dof=divergence[:-1])
 
 
 # --- pair rule -------------------------------------------------------------------------
@@ -261,8 +262,9 @@ def test_pair_discrepancy_rule_stops_near_the_best_average_and_the_average_beats
 
 
 def test_registry_holds_the_five_rules():
-    assert RULES == {"es_wmv": es_wmv, "sure": sure, "discrepancy": discrepancy_rule,
-                     "pair_divergence": pair_divergence_rule, "pair_discrepancy": pair_discrepancy_rule}
+    assert {name: RULES[name].obj for name in RULES} == {
+        "es_wmv": es_wmv, "sure": sure_rule, "discrepancy": discrepancy_rule,
+        "pair_divergence": pair_divergence_rule, "pair_discrepancy": pair_discrepancy_rule}
 
 
 def test_unknown_rule_raises():
@@ -318,9 +320,9 @@ def test_stop_file_sure_takes_sigma_from_the_config_in_units_of_1_over_255():
     traj = FakeTrajectory(
         [frames.reshape(shape)], x.reshape(SHAPE), observed=y.reshape(SHAPE), config=config
     )
-    entry = stop_file(traj, "sure", divergence=[divergence]).entries[0]
+    entry = stop_file(traj, "sure", dof=[divergence]).entries[0]
     observed32 = y.astype(np.float32).astype(np.float64)
-    expected = sure(frames.astype(np.float32), observed32, sigma=0.1, divergence=divergence)
+    expected = sure(frames.astype(np.float32), observed32, sigma=0.1, dof=divergence)
     assert entry.iteration == expected
 
 
@@ -328,7 +330,7 @@ def test_stop_file_sure_on_low_frequency_noise_raises():
     clean, frames = denoising_like_run(n_frames=30)
     config = {"degrade": {"noise": "lowfreq", "sigma": 25.0}}
     with pytest.raises(AnalysisError, match="white"):
-        stop_file(FakeTrajectory([frames], clean, config=config), "sure", divergence=[np.ones(30)])
+        stop_file(FakeTrajectory([frames], clean, config=config), "sure", dof=[np.ones(30)])
 
 
 # --- SURE from a twin file (Monte-Carlo divergence) ---------------------------------------
@@ -344,7 +346,7 @@ def test_probe_divergence_of_a_linear_map_is_the_quadratic_form_of_the_probe():
     diagonals = [np.full(n, 0.5), rng.uniform(size=n)]
     frames = [a * y for a in diagonals]
     twin = [a * (y + eps * b) for a in diagonals]
-    values = list(probe_divergence(frames, twin, eps * b, epsilon=eps))
+    values = list(probe_dof(frames, twin, eps * b, epsilon=eps))
     for value, a in zip(values, diagonals):
         assert value == pytest.approx(float(np.sum(a * b * b)), rel=1e-9)
         assert value == pytest.approx(float(a.sum()), rel=0.05)  # ~ sqrt(2/n) relative spread
@@ -376,7 +378,7 @@ def test_stop_file_sure_with_a_twin_matches_sure_with_the_exact_divergence():
     mse = np.mean((factors[:, None] * y[None, :] - x) ** 2, axis=1)
     entry = stop_file(file, "sure", twin=twin).entries[0]
     assert abs(entry.iteration - int(np.argmin(mse))) <= 1
-    exact = stop_file(file, "sure", divergence=[factors * y.size]).entries[0]
+    exact = stop_file(file, "sure", dof=[factors * y.size]).entries[0]
     assert abs(entry.iteration - exact.iteration) <= 1
 
 

@@ -14,14 +14,14 @@ phase. Analyse integer frequencies when you can; see `amplitudes` for other k.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
-from spectral_lab.analyze import stopping_points
+from spectral_lab.analyze import convergence
+from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader
 from spectral_lab.errors import AnalysisError
 
 
@@ -98,7 +98,7 @@ def squared_error(amps: np.ndarray, target_amps: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class AmplitudeResult:
+class AmplitudeResult(Result):
     """Amplitudes and convergence of K frequencies over T iterations of one run.
 
     Attributes
@@ -130,14 +130,14 @@ class AmplitudeResult:
     def to_json(self) -> dict:
         """Plain dicts, lists and numbers; never-converged and NaN values become None (JSON null)."""
         return {
-            "freqs": _json_numbers(self.freqs),
-            "target_amps": _json_numbers(self.target_amps),
+            "freqs": json_numbers(self.freqs),
+            "target_amps": json_numbers(self.target_amps),
             "delta": float(self.delta),
             "n_iterations": int(self.amplitudes.shape[0]),
             "converged_at": list(self.converged_at),
             "first_crossing": list(self.first_crossing),
-            "amplitudes": _json_numbers(self.amplitudes),
-            "se": _json_numbers(self.se),
+            "amplitudes": json_numbers(self.amplitudes),
+            "se": json_numbers(self.se),
         }
 
 
@@ -201,35 +201,17 @@ def analyze_amplitudes_file(
     AnalysisError
         An image trajectory, no frequencies, a frequency out of range, a run without frames.
     """
-    if isinstance(traj_or_path, (str, os.PathLike)):
-        # Imported here: the array functions above must not need h5py.
-        from spectral_lab.trajectory import open_trajectory
-
-        with open_trajectory(traj_or_path) as traj:
-            return analyze_amplitudes_file(traj, freqs=freqs, delta=delta, chunk=chunk)
-
-    traj = traj_or_path
-    if traj.kind != "1d":
-        raise AnalysisError("amplitude analysis needs a 1D trajectory; this file holds images")
-    if freqs is None:
-        freqs = traj.config.get("signal", {}).get("freqs")
-        if not freqs:
-            raise AnalysisError("no frequencies given and the file's signal configuration lists none")
-    # Measured before any frame is read, so a bad frequency fails fast.
-    reference = amplitudes(np.asarray(traj.target), freqs)[0]
-
-    results = {}
-    for run in range(traj.n_runs):
-        blocks, n_read = [], 0
-        for start, block in traj.iter_frames(run, chunk=chunk):
-            if start != n_read:
-                raise AnalysisError(f"run {run}: expected frames from iteration {n_read}, got a block from {start}")
-            blocks.append(amplitudes(block, freqs))
-            n_read += len(block)
-        if not blocks:
-            raise AnalysisError(f"run {run} has no recorded frames")
-        results[run] = _result(freqs, reference, np.concatenate(blocks), delta)
-    return results
+    with open_reader(traj_or_path) as traj:
+        if traj.kind != "1d":
+            raise AnalysisError("amplitude analysis needs a 1D trajectory; this file holds images")
+        if freqs is None:
+            freqs = traj.config.get("signal", {}).get("freqs")
+            if not freqs:
+                raise AnalysisError("no frequencies given and the file's signal configuration lists none")
+        # Measured before any frame is read, so a bad frequency fails fast.
+        reference = amplitudes(np.asarray(traj.target), freqs)[0]
+        return {run: _result(freqs, reference, map_blocks(traj, run, lambda b: amplitudes(b, freqs), chunk), delta)
+                for run in range(traj.n_runs)}
 
 
 def convergence_table(
@@ -241,7 +223,7 @@ def convergence_table(
     """Convergence iterations across runs, and the ratio t(k2)/t(k1) with a confidence interval.
 
     Both readings of convergence are reported (settle and first crossing; see
-    `spectral_lab.analyze.stopping_points`), because the settle iteration is fragile.
+    `spectral_lab.analyze.convergence`), because the settle iteration is fragile.
 
     Parameters
     ----------
@@ -312,8 +294,8 @@ def _result(freqs, reference: np.ndarray, frame_amps: np.ndarray, delta: float) 
         amplitudes=frame_amps,
         se=se,
         delta=delta,
-        converged_at=stopping_points.settle_iteration_per_column(se, delta),
-        first_crossing=stopping_points.first_crossing_per_column(se, delta),
+        converged_at=convergence.settle_iteration_per_column(se, delta),
+        first_crossing=convergence.first_crossing_per_column(se, delta),
     )
 
 
@@ -376,9 +358,3 @@ def _ratio_summary(pairs: list[tuple[int | None, int | None]], confidence: float
         "ci_method": "Student t interval on the mean of per-run ratios",
     }
 
-
-def _json_numbers(values: np.ndarray) -> list:
-    # Non-finite values (a diverged run) become None: JSON has no NaN.
-    out = np.asarray(values, dtype=np.float64).astype(object)
-    out[~np.isfinite(np.asarray(values, dtype=np.float64))] = None
-    return out.tolist()

@@ -16,14 +16,11 @@ trajectory file chunk by chunk and calls `divergence` on each chunk.
 from __future__ import annotations
 
 import itertools
-import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
-
+from spectral_lab.analyze._io import Result, json_numbers, json_safe, open_reader
 from spectral_lab.errors import AnalysisError
 
 __all__ = [
@@ -119,6 +116,8 @@ def convergence_points(
         return []
 
     log_eps = np.log10(np.maximum(e, e.max() * _DYNAMIC_RANGE))
+    from scipy import ndimage, signal  # here: importing scipy costs every CLI command ~1 s
+
     smoothed = ndimage.median_filter(log_eps, size=params["smooth"], mode="nearest")
     minima, _ = signal.find_peaks(-smoothed, prominence=params["prominence"], distance=params["min_separation"])
     half = params["smooth"] // 2
@@ -147,7 +146,7 @@ def seed_difference(seeds_a: dict | None, seeds_b: dict | None) -> str | None:
 
 
 @dataclass(frozen=True, eq=False)
-class DivergenceResult:
+class DivergenceResult(Result):
     """epsilon of every analysed pair of runs, their mean and spread, and their dips.
 
     Attributes
@@ -197,17 +196,17 @@ class DivergenceResult:
                     "runs": [i, j],
                     "seeds": {str(i): dict(self.seeds[i]), str(j): dict(self.seeds[j])} if known else None,
                     "differs": self.differs((i, j)),
-                    "epsilon": _json_numbers(eps),
+                    "epsilon": json_numbers(eps),
                     "convergence_iterations": list(self.points[(i, j)]),
-                    "rebound": _json_summary(rebound(eps, self.points[(i, j)])),
+                    "rebound": json_safe(rebound(eps, self.points[(i, j)])),
                 }
             )
         return {
             "n_iterations": int(self.mean.size),
             "detector": dict(self.detector),
             "pairs": pairs,
-            "mean": _json_numbers(self.mean),
-            "std": _json_numbers(self.std),
+            "mean": json_numbers(self.mean),
+            "std": json_numbers(self.std),
             "mean_convergence_iterations": list(self.mean_points),
         }
 
@@ -276,37 +275,28 @@ def divergence_file(
     AnalysisError
         A file with one run, a bad pair or chunk, a run without frames.
     """
-    if isinstance(traj_or_path, (str, os.PathLike)):
-        # Imported here: the array functions above must not need h5py.
-        from spectral_lab.trajectory import open_trajectory
-
-        with open_trajectory(traj_or_path) as traj:
-            return divergence_file(
-                traj, pairs, chunk, smooth=smooth, prominence=prominence, min_separation=min_separation
-            )
-
     detector = _detector(smooth, prominence, min_separation)
-    traj = traj_or_path
-    if traj.n_runs < 2:
-        raise AnalysisError(f"divergence needs at least two runs; this file has {traj.n_runs}")
-    pairs = _checked_pairs(pairs, traj.n_runs)
-    runs = sorted({r for pair in pairs for r in pair})
-    n_iterations = min(traj.n_frames(r) for r in runs)
-    if n_iterations == 0:
-        raise AnalysisError(f"runs {runs} have no frames in common (one of them recorded none)")
-    if chunk is None:
-        frame_bytes = 8 * int(np.prod(traj.signal_shape))
-        chunk = max(1, _CHUNK_BYTES // (frame_bytes * len(runs)))
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise AnalysisError(f"chunk must be an integer >= 1, got {chunk!r}")
+    with open_reader(traj_or_path) as traj:
+        if traj.n_runs < 2:
+            raise AnalysisError(f"divergence needs at least two runs; this file has {traj.n_runs}")
+        pairs = _checked_pairs(pairs, traj.n_runs)
+        runs = sorted({r for pair in pairs for r in pair})
+        n_iterations = min(traj.n_frames(r) for r in runs)
+        if n_iterations == 0:
+            raise AnalysisError(f"runs {runs} have no frames in common (one of them recorded none)")
+        if chunk is None:
+            frame_bytes = 8 * int(np.prod(traj.signal_shape))
+            chunk = max(1, _CHUNK_BYTES // (frame_bytes * len(runs)))
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise AnalysisError(f"chunk must be an integer >= 1, got {chunk!r}")
 
-    eps = {pair: np.empty(n_iterations) for pair in pairs}
-    for start in range(0, n_iterations, chunk):
-        stop = min(start + chunk, n_iterations)
-        blocks = {r: np.asarray(traj.frames(r)[start:stop], dtype=np.float64) for r in runs}
-        for i, j in pairs:
-            eps[(i, j)][start:stop] = divergence(blocks[i], blocks[j])
-    seeds = {r: dict(traj.run_seeds(r)) for r in runs}
+        eps = {pair: np.empty(n_iterations) for pair in pairs}
+        for start in range(0, n_iterations, chunk):
+            stop = min(start + chunk, n_iterations)
+            blocks = {r: np.asarray(traj.frames(r)[start:stop], dtype=np.float64) for r in runs}
+            for i, j in pairs:
+                eps[(i, j)][start:stop] = divergence(blocks[i], blocks[j])
+        seeds = {r: dict(traj.run_seeds(r)) for r in runs}
     return _result(eps, seeds, detector)
 
 
@@ -341,10 +331,6 @@ def _detector(smooth, prominence, min_separation) -> dict:
         raise AnalysisError(f"min_separation must be an integer >= 1, got {min_separation!r}")
     return {"smooth": int(smooth), "prominence": float(prominence), "min_separation": int(min_separation)}
 
-
-def _json_numbers(values: np.ndarray) -> list:
-    # JSON has no NaN: a diverged run's values become None (null).
-    return [v if math.isfinite(v) else None for v in np.asarray(values, dtype=np.float64).tolist()]
 
 
 def _all_pairs(n_runs: int) -> list[tuple[int, int]]:
@@ -399,6 +385,3 @@ def rebound(eps: np.ndarray, points: Sequence[int]) -> dict:
                area_after_first=float(np.sum(e[first:])))
     return out
 
-
-def _json_summary(summary: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}

@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from spectral_lab.analyze.psnr import json_float, psnr_file, trajectory_context
+from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader
+from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.analyze.spectrum import band_power, radial_bands
 from spectral_lab.errors import AnalysisError
+from spectral_lab.fourier import frequency_radius
 
 __all__ = ["fitted_fractions", "band_error", "first_reaching", "noise_fit_file", "NoiseFitResult"]
 
@@ -34,26 +36,22 @@ def fitted_fractions(traj, cutoff: float) -> dict[str, np.ndarray]:
         raise AnalysisError("fitted fractions are defined for images (C, H, W)")
     clean = np.asarray(traj.target, dtype=np.float64)
     noise = np.asarray(traj.observed, dtype=np.float64) - clean
-    fy = np.fft.fftfreq(clean.shape[-2])[:, None]
-    fx = np.fft.fftfreq(clean.shape[-1])[None, :]
-    high = np.sqrt(fx**2 + fy**2) > cutoff
+    high = frequency_radius(clean.shape[-2:]) > cutoff
     clean_f = np.fft.fft2(clean)
     # no frequency above the cut-off (cut-off >= sqrt(1/2)): eta is undefined, NaN
     hf_norm = float(np.sum(high * np.abs(clean_f) ** 2)) or np.nan
     noise_norm = float(np.sum(noise**2))
     if noise_norm == 0:
         raise AnalysisError("the observation equals the target: there is no noise to be fitted")
-    nu, eta = [], []
-    for r in range(traj.n_runs):
-        nu_r, eta_r = [], []
-        for _, block in traj.iter_frames(r):
-            x = block.astype(np.float64)
-            nu_r.append(np.sum((x - clean) * noise, axis=(1, 2, 3)) / noise_norm)
-            # Parseval: <Hx, Hx*> = (1/N) sum over the kept frequencies of Re(X conj(X*))
-            eta_r.append(np.sum(high * np.real(np.fft.fft2(x) * np.conj(clean_f)), axis=(1, 2, 3)) / hf_norm)
-        nu.append(np.concatenate(nu_r))
-        eta.append(np.concatenate(eta_r))
-    return {"noise_fitted": np.stack(nu), "highfreq_fitted": np.stack(eta)}
+    def fractions(block: np.ndarray) -> np.ndarray:  # (B, 2): nu, eta per frame
+        x = block.astype(np.float64)
+        nu = np.sum((x - clean) * noise, axis=(1, 2, 3)) / noise_norm
+        # Parseval: <Hx, Hx*> = (1/N) sum over the kept frequencies of Re(X conj(X*))
+        eta = np.sum(high * np.real(np.fft.fft2(x) * np.conj(clean_f)), axis=(1, 2, 3)) / hf_norm
+        return np.stack([nu, eta], axis=1)
+
+    per_run = np.stack([map_blocks(traj, r, fractions) for r in range(traj.n_runs)])  # (R, T, 2)
+    return {"noise_fitted": per_run[..., 0], "highfreq_fitted": per_run[..., 1]}
 
 
 def band_error(traj, run: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,8 +61,8 @@ def band_error(traj, run: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     _, edges = radial_bands(clean.shape[-2:])
     ref = band_power(clean[None])[0]
     noise = band_power((np.asarray(traj.observed, dtype=np.float64) - clean)[None])[0]
-    rows = [band_power(block.astype(np.float64) - clean) for _, block in traj.iter_frames(run)]
-    return np.concatenate(rows) / ref, noise / ref, edges
+    rows = map_blocks(traj, run, lambda block: band_power(block.astype(np.float64) - clean))
+    return rows / ref, noise / ref, edges
 
 
 def first_reaching(curve: np.ndarray, level: float) -> int | None:
@@ -74,7 +72,7 @@ def first_reaching(curve: np.ndarray, level: float) -> int | None:
 
 
 @dataclass(frozen=True)
-class NoiseFitResult:
+class NoiseFitResult(Result):
     """`noise_fit_file`: the cut-off and level used, the observation's PSNR, and per run its
     seeds, t_ν and t_η (first iterations at ``level``; None: never), whether the noise came
     first (None when η is undefined or neither reached the level), the best iteration (PSNR
@@ -101,7 +99,7 @@ def noise_fit_file(traj_or_path: Any, *, cutoff: float | None = None, level: flo
     file (fractions, then PSNR); memory O(chunk · frame + R · T)."""
     if not 0 < level <= 1:
         raise AnalysisError(f"level must be in (0, 1], got {level!r}")
-    with trajectory_context(traj_or_path) as traj:
+    with open_reader(traj_or_path) as traj:
         if cutoff is None:
             cutoff = float((traj.config.get("degrade") or {}).get("cutoff", 0.05))
         if not (np.isfinite(cutoff) and cutoff > 0):

@@ -11,14 +11,12 @@ calls it once per chunk of frames, so memory stays bounded by one chunk.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import os
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
+from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader
 from spectral_lab.errors import AnalysisError
 
 __all__ = ["psnr", "psnr_file", "default_data_range", "PsnrResult", "RunPsnr"]
@@ -82,26 +80,8 @@ def default_data_range(kind: str, target: np.ndarray) -> float:
     raise AnalysisError(f"unknown trajectory kind {kind!r}; expected '1d' or 'image'")
 
 
-def json_float(value: float) -> float | None:
-    """A float that JSON can hold: +-inf and NaN become None (``null``)."""
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-@contextlib.contextmanager
-def trajectory_context(traj_or_path: Any) -> Iterator[Any]:
-    """Yield an open trajectory: open a path (and close it after), pass a reader through."""
-    if isinstance(traj_or_path, (str, os.PathLike)):
-        from spectral_lab.trajectory import open_trajectory  # the only h5py user
-
-        with open_trajectory(traj_or_path) as traj:
-            yield traj
-    else:
-        yield traj_or_path
-
-
 @dataclass(frozen=True)
-class RunPsnr:
+class RunPsnr(Result):
     """PSNR curve of one run against the clean target, and its oracle best."""
 
     run: int
@@ -113,7 +93,7 @@ class RunPsnr:
 
 
 @dataclass(frozen=True)
-class PsnrResult:
+class PsnrResult(Result):
     """`psnr_file` result: the observation's PSNR and one `RunPsnr` per run."""
 
     observed_psnr: float
@@ -176,14 +156,12 @@ def psnr_file(
         iteration i), the oracle best PSNR and its iteration (first of ties), the final
         PSNR.
     """
-    with trajectory_context(traj_or_path) as traj:
+    with open_reader(traj_or_path) as traj:
         target = np.asarray(traj.target, dtype=np.float64)
         if data_range is None:
             data_range = default_data_range(traj.kind, target)
         observed_psnr = float(psnr(traj.observed, target, data_range)[0])
-        runs = []
-        for r in range(traj.n_runs):
-            blocks = [psnr(b, target, data_range) for _, b in traj.iter_frames(r, chunk=chunk)]
-            curve = np.concatenate(blocks) if blocks else np.empty(0)
-            runs.append(run_psnr_from_curve(r, traj.run_seeds(r), curve))
+        runs = [run_psnr_from_curve(r, traj.run_seeds(r), map_blocks(traj, r, lambda b: psnr(b, target, data_range),
+                                                                      chunk))
+                for r in range(traj.n_runs)]
     return PsnrResult(observed_psnr, float(data_range), tuple(runs))

@@ -27,14 +27,15 @@ or a channel index.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from spectral_lab.analyze.stopping_points import settle_iteration_per_column
+from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader
+from spectral_lab.analyze.convergence import settle_iteration_per_column
 from spectral_lab.errors import AnalysisError
+from spectral_lab.fourier import frequency_radius
 
 __all__ = [
     "LUMA_WEIGHTS",
@@ -134,9 +135,7 @@ def radial_bands(shape: tuple[int, int], n_bands: int | None = None) -> tuple[np
     if isinstance(n_bands, bool) or not isinstance(n_bands, (int, np.integer)) or n_bands < 2:
         raise AnalysisError(f"n_bands must be an integer >= 2 (DC and at least one ring), got {n_bands!r}")
 
-    fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.fftfreq(width)[None, :]
-    radius = np.sqrt(fx**2 + fy**2)
+    radius = frequency_radius((height, width))
     ring_edges = np.linspace(0.0, MAX_RADIUS, int(n_bands))  # [0, w, ..., sqrt(1/2)]
     # side="left": r = 0 -> 0 (DC), (k-1) w < r <= k w -> k. The clip guards a corner
     # rounded one ulp past sqrt(1/2).
@@ -213,7 +212,7 @@ def band_fit_times(rel_err: np.ndarray, threshold: float = 0.1) -> list[int | No
     list of B int or None
         None: the band is above the threshold at the last iteration (never fitted).
         NaN counts as above. Same rule as
-        `spectral_lab.analyze.stopping_points.settle_iteration`.
+        `spectral_lab.analyze.convergence.settle_iteration`.
     """
     if not (np.isfinite(threshold) and threshold >= 0):
         raise AnalysisError(f"threshold must be a finite number >= 0, got {threshold!r}")
@@ -268,7 +267,7 @@ def magnitude_ratio(
 
 
 @dataclass(frozen=True, eq=False)
-class SpectrumResult:
+class SpectrumResult(Result):
     """Band-power error over iterations of every run of a trajectory file.
 
     Attributes
@@ -307,7 +306,7 @@ class SpectrumResult:
             "threshold": self.threshold,
             "band_edges": self.band_edges.tolist(),
             "seeds": [dict(s) for s in self.seeds],
-            "error": [_json_rows(e) for e in self.errors],
+            "error": [json_numbers(e) for e in self.errors],
             "time_to_fit": [list(t) for t in self.time_to_fit],
         }
 
@@ -344,45 +343,31 @@ def spectrum_file(
     AnalysisError
         A 1D trajectory, a bad parameter, a run without frames.
     """
-    if isinstance(traj_or_path, (str, os.PathLike)):
-        # Imported here: the array functions above must not need h5py.
-        from spectral_lab.trajectory import open_trajectory
-
-        with open_trajectory(traj_or_path) as traj:
-            return spectrum_file(
-                traj, n_bands=n_bands, threshold=threshold, reference=reference, channel=channel, chunk=chunk
-            )
-
-    traj = traj_or_path
-    if traj.kind != "image":
-        raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
     if reference not in ("target", "observed"):
         raise AnalysisError(f"reference must be 'target' or 'observed', got {reference!r}")
     if not (np.isfinite(threshold) and threshold >= 0):
         raise AnalysisError(f"threshold must be a finite number >= 0, got {threshold!r}")
-    image = traj.target if reference == "target" else traj.observed
-    ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
-    band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)
-    ref_power = _reference_band_power(ref, band_index)  # computed once for every frame
+    with open_reader(traj_or_path) as traj:
+        if traj.kind != "image":
+            raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
+        image = traj.target if reference == "target" else traj.observed
+        ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
+        band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)
+        ref_power = _reference_band_power(ref, band_index)  # computed once for every frame
 
-    errors, fit_times = [], []
-    for run in range(traj.n_runs):
-        blocks = [
-            _relative_error(_frame_band_power(_channel_view(block, channel), band_index), ref_power)
-            for _, block in traj.iter_frames(run, chunk=chunk)
-        ]
-        if not blocks:
-            raise AnalysisError(f"run {run} has no recorded frames")
-        errors.append(np.concatenate(blocks))
-        fit_times.append(band_fit_times(errors[-1], threshold))
+        def band_errors(block: np.ndarray) -> np.ndarray:
+            return _relative_error(_frame_band_power(_channel_view(block, channel), band_index), ref_power)
+
+        errors = [map_blocks(traj, run, band_errors, chunk) for run in range(traj.n_runs)]
+        seeds = tuple(dict(traj.run_seeds(r)) for r in range(traj.n_runs))
     return SpectrumResult(
         band_edges=band_edges,
         errors=tuple(errors),
-        time_to_fit=tuple(fit_times),
+        time_to_fit=tuple(band_fit_times(e, threshold) for e in errors),
         reference=reference,
         channel=channel,
         threshold=float(threshold),
-        seeds=tuple(dict(traj.run_seeds(r)) for r in range(traj.n_runs)),
+        seeds=seeds,
     )
 
 
@@ -448,10 +433,6 @@ def _band_mean(values: np.ndarray, band_index: np.ndarray) -> np.ndarray:
     return _band_sum(values, band_index) / np.bincount(band_index.ravel())
 
 
-def _json_rows(values: np.ndarray) -> list:
-    # JSON has no NaN: a diverged run's values become None (null).
-    return [[v if math.isfinite(v) else None for v in row] for row in np.asarray(values, dtype=np.float64).tolist()]
-
 
 def magnitude_ratio_file(traj_or_path, *, n_bands: int | None = None, channel: Channel = "luminance",
                          chunk: int | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -460,19 +441,11 @@ def magnitude_ratio_file(traj_or_path, *, n_bands: int | None = None, channel: C
     Returns ``(band_edges, ratios)`` with one ``(T_r, B)`` array per run; memory is one
     block of frames at a time.
     """
-    from spectral_lab.trajectory import open_trajectory
-
-    traj = open_trajectory(traj_or_path) if isinstance(traj_or_path, (str, os.PathLike)) else traj_or_path
-    try:
+    with open_reader(traj_or_path) as traj:
         if traj.kind != "image":
             raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
         target = np.asarray(traj.target, dtype=np.float64)
         _, edges = radial_bands(target.shape[-2:], n_bands)
-        ratios = []
-        for r in range(traj.n_runs):
-            blocks = [magnitude_ratio(block, target, n_bands, channel) for _, block in traj.iter_frames(r, chunk)]
-            ratios.append(np.concatenate(blocks) if blocks else np.zeros((0, len(edges) - 1)))
-        return edges, ratios
-    finally:
-        if isinstance(traj_or_path, (str, os.PathLike)):
-            traj.close()
+        ratios = [map_blocks(traj, r, lambda b: magnitude_ratio(b, target, n_bands, channel), chunk)
+                  for r in range(traj.n_runs)]
+    return edges, ratios

@@ -9,13 +9,24 @@ names and version: `schema`.
 - `check`: `check_trajectory` against the schema;
 - `resume`: `prepare_resume`, cut back to the last checkpoint and reopen;
 - `_h5`: libhdf5 details (SWMR-read opening, the writer's lock, clearing a killed writer's flags).
+
+The names below are imported on first use, so that ``schema`` (constants only) can be
+read without importing h5py (the CLI builds its choices from it at start-up).
 """
 
-from .check import check_trajectory
-from .create import COMPRESSIONS, STORAGE_DTYPES, chunk_frames, create_trajectory
-from .reader import Trajectory, open_trajectory
-from .resume import ResumePoint, prepare_resume
-from .writer import TrajectoryRecorder
+from __future__ import annotations
 
-__all__ = ["Trajectory", "TrajectoryRecorder", "open_trajectory", "create_trajectory", "prepare_resume",
-           "ResumePoint", "check_trajectory", "chunk_frames", "STORAGE_DTYPES", "COMPRESSIONS"]
+import importlib
+
+_EXPORTS = {
+    "check_trajectory": "check", "COMPRESSIONS": "schema", "STORAGE_DTYPES": "schema", "chunk_frames": "create",
+    "create_trajectory": "create", "Trajectory": "reader", "open_trajectory": "reader", "ResumePoint": "resume",
+    "prepare_resume": "resume", "TrajectoryRecorder": "writer",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

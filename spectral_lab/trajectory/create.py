@@ -16,12 +16,11 @@ import torch
 from .. import __version__
 from ..errors import TrajectoryError
 from . import schema as S
+from .schema import COMPRESSIONS, STORAGE_DTYPES
 from ._h5 import locked_by_other, open_for_writing
 
 __all__ = ["create_trajectory", "chunk_frames", "STORAGE_DTYPES", "COMPRESSIONS"]
 
-STORAGE_DTYPES = ("float32", "float16")
-COMPRESSIONS = ("none", "gzip", "lzf")
 _CHUNK_BYTES = 1 << 20
 
 

@@ -1,7 +1,7 @@
 """The trajectory file's public contract: names, version and checks. See docs/trajectory-format.md.
 
-This module holds only constants and pure checks; ``record`` is the only module that
-opens HDF5 files.
+This module holds only constants (it imports nothing): the rest of the ``trajectory``
+package is what opens HDF5 files.
 """
 
 from __future__ import annotations
@@ -45,6 +45,10 @@ RESUMABLE_STATES = ("running", "interrupted", "failed")
 MESSAGE_BYTES = 512
 
 KINDS = ("1d", "image")
+
+# storage of frames
+STORAGE_DTYPES = ("float32", "float16")
+COMPRESSIONS = ("none", "gzip", "lzf")
 
 
 def run_group(r: int) -> str:

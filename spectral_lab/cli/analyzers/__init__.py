@@ -1,0 +1,60 @@
+"""The analyzers of ``spectral-lab analyze`` and ``spectral-lab plot``: one `Analyzer` record each.
+
+Every module of this package registers one analyzer with `analyzer` (a decorator on its
+``analyze`` function); the registry imports each module the first time it is read, so a
+new analyzer is one new file here. ``analyze NAME`` and, when the record has a ``plot``,
+``plot NAME`` are built from the record: its help, its arguments (plus ``--json`` for
+analyze, ``-o/--output`` for plot). The analyzers in `spectral_lab.analyze` stream the
+file; these functions only parse, call and format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ...registry import Registry
+
+__all__ = ["Analyzer", "ANALYZERS", "analyzer", "add_analyze_parsers", "add_plot_parsers"]
+
+
+@dataclass(frozen=True)
+class Analyzer:
+    """One analysis on the CLI: ``add_arguments(parser)``, ``analyze(args) -> exit code``
+    (a table, or JSON with ``--json``) and optionally ``plot(args) -> exit code``."""
+
+    name: str
+    help: str
+    add_arguments: Callable
+    analyze: Callable
+    plot: Callable | None = None
+
+
+ANALYZERS: Registry = Registry("analyzer", package="spectral_lab.cli.analyzers")
+
+
+def analyzer(name: str, *, help: str, add_arguments: Callable, plot: Callable | None = None):
+    """Decorator of an analyzer's ``analyze`` function: registers its `Analyzer` record."""
+
+    def deco(fn: Callable) -> Callable:
+        ANALYZERS.add(name, Analyzer(name, help, add_arguments, fn, plot), help=help)
+        return fn
+
+    return deco
+
+
+def add_analyze_parsers(sub) -> None:
+    for name, entry in ANALYZERS.items():
+        p = sub.add_parser(name, help=entry.help)
+        entry.obj.add_arguments(p)
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.set_defaults(handler=entry.obj.analyze)
+
+
+def add_plot_parsers(sub) -> None:
+    for name, entry in ANALYZERS.items():
+        if entry.obj.plot is not None:
+            p = sub.add_parser(name, help=entry.help)
+            entry.obj.add_arguments(p)
+            p.add_argument("-o", "--output", required=True, help="figure file (.png, .pdf, .svg)")
+            p.set_defaults(handler=entry.obj.plot)

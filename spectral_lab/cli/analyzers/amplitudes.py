@@ -1,0 +1,73 @@
+"""``analyze|plot amplitudes``: per-frequency amplitude error SE(k) and convergence (1D)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._common import dump, floats, fmt_it
+from . import analyzer
+
+
+def _args(p) -> None:
+    p.add_argument("file")
+    p.add_argument("--freqs", type=lambda t: list(floats(t)), help="frequencies to analyse (default: the target's own)")
+    p.add_argument("--delta", type=float, default=0.01, help="convergence threshold on SE(k) (default 0.01)")
+
+
+def _results(a):
+    from ...analyze.amplitudes import analyze_amplitudes_file
+    from ...trajectory import open_trajectory
+
+    traj = open_trajectory(a.file)
+    try:
+        return traj, analyze_amplitudes_file(traj, freqs=a.freqs, delta=a.delta)
+    except BaseException:
+        traj.close()
+        raise
+
+
+def plot_amplitudes(a) -> int:
+    from ... import plot
+
+    traj, results = _results(a)
+    with traj:
+        first = results[min(results)]
+        wanted = sorted({c for c in first.converged_at if c is not None})
+        frames = traj.frames(min(results))
+        frames_at = {it: np.asarray(frames[it], dtype=np.float64) for it in wanted}
+        fig = plot.amplitude_figure(results, traj.target, frames_at, delta=a.delta,
+                                    title=plot.title_of(traj.config))
+    print(f"wrote {plot.save(fig, a.output)}")
+    return 0
+
+
+@analyzer("amplitudes", help="per-frequency amplitude error SE(k) and convergence iterations (1D)",
+          add_arguments=_args, plot=plot_amplitudes)
+def analyze_amplitudes(a) -> int:
+    from ...analyze.amplitudes import convergence_table
+
+    traj, results = _results(a)
+    with traj:
+        table = convergence_table(results)
+        if a.json:
+            dump({"file": str(a.file), "delta": a.delta,
+                  "freqs": [float(f) for f in results[0].freqs],
+                  "runs": [{"run": r, "seeds": traj.run_seeds(r),
+                            "converged_at": res.converged_at, "first_crossing": res.first_crossing}
+                           for r, res in sorted(results.items())],
+                  "summary": table})
+            return 0
+        freqs = results[0].freqs
+        print(f"{a.file}: convergence iteration (SE(k) <= {a.delta:g} from then on; first crossing in brackets)")
+        print("run  " + "".join(f"{'k=' + format(k, 'g'):>18}" for k in freqs))
+        for r, res in sorted(results.items()):
+            cells = [f"{fmt_it(c)} ({fmt_it(x)})" for c, x in zip(res.converged_at, res.first_crossing)]
+            print(f"{r:<5}" + "".join(f"{c:>18}" for c in cells))
+        ratio = table.get("ratio")
+        for key, label in (("converged_at", "settle"), ("first_crossing", "first crossing")):
+            rc = ratio[key] if ratio else None
+            if rc and rc["mean"] is not None:
+                ci = f", {rc['confidence']:.0%} CI [{rc['ci'][0]:.2f}, {rc['ci'][1]:.2f}]" if rc["ci"] else ""
+                print(f"t(k={ratio['k2']:g}) / t(k={ratio['k1']:g}) ({label}): mean {rc['mean']:.2f} "
+                      f"over {rc['n']} run(s){ci}")
+    return 0

@@ -1,0 +1,31 @@
+"""``analyze noisefit``: when a denoising run fits the noise, when the image's high frequencies."""
+
+from __future__ import annotations
+
+from .._common import dump, fmt_it
+from . import analyzer
+
+
+def _args(p):
+    p.add_argument("file")
+    p.add_argument("--cutoff", type=float, help="cycles per pixel (default: the file's noise cut-off)")
+    p.add_argument("--level", type=float, default=0.5, help="fraction whose first crossing is reported")
+
+
+@analyzer("noisefit", help="when each run fits the noise and when the image's high frequencies (images)",
+          add_arguments=_args)
+def analyze_noisefit(a) -> int:
+    from ...analyze.noise_fit import noise_fit_file
+
+    res = noise_fit_file(a.file, cutoff=a.cutoff, level=a.level)
+    if a.json:
+        dump({"file": str(a.file), **res.to_json()})
+        return 0
+    print(f"{a.file}: ν = fraction of the noise in the output, η = fraction of the clean image above "
+          f"{res.cutoff:g} cycles/px; first iterations at {res.level:g}; observation {res.observed_psnr:.2f} dB")
+    for r in res.runs:
+        eta = "—" if r["highfreq_fitted_at_best"] is None else f"{r['highfreq_fitted_at_best']:.2f}"
+        first = {True: "noise first", False: "image first", None: "neither first"}[r["noise_first"]]
+        print(f"  run {r['run']}: t(ν) {fmt_it(r['t_noise'])}, t(η) {fmt_it(r['t_highfreq'])} ({first}); best "
+              f"{r['best_psnr']:.2f} dB at {r['best_iteration']} with ν {r['noise_fitted_at_best']:.2f}, η {eta}")
+    return 0

@@ -1,0 +1,112 @@
+"""``spectral-lab info``, ``check`` and ``models``: describe files and the model families."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..errors import SpectralLabError
+from ._common import EXIT_ERROR
+
+
+def add_info_parser(sub) -> None:
+    i = sub.add_parser("info", help="describe a trajectory file")
+    i.add_argument("file")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+
+def add_check_parser(sub) -> None:
+    c = sub.add_parser("check", help="validate a file against the trajectory schema")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check)
+
+
+def add_models_parser(sub) -> None:
+    m = sub.add_parser("models", help="list the model families, their options and parameter counts")
+    m.add_argument("--length", type=int, default=200)
+    m.add_argument("--size", type=int, default=64)
+    m.set_defaults(func=cmd_models)
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from ..trajectory import open_trajectory
+
+    with open_trajectory(a.file) as t:
+        cfg = t.config
+        if a.json:
+            print(json.dumps({"path": str(t.path), "status": t.status, "writer_alive": t.writer_alive,
+                              "kind": t.kind,
+                              "signal_shape": list(t.signal_shape), "n_runs": t.n_runs,
+                              "iterations": t.iterations,
+                              "frames": [t.n_frames(r) for r in range(t.n_runs)],
+                              "seeds": [t.run_seeds(r) for r in range(t.n_runs)],
+                              "attrs": {k: v for k, v in t.attrs.items() if k != "config"},
+                              "config": cfg}, indent=2, default=str))
+            return 0
+        print(f"{t.path}")
+        status = t.status
+        if status == "running" and not t.writer_alive:
+            status = (f"running, but no process is writing it (killed?); continue with: "
+                      f"spectral-lab record --resume {t.path}")
+        print(f"  status      {status}" + (f" ({t.message})" if t.message else ""))
+        print(f"  signal      {t.kind} {tuple(t.signal_shape)}  ({_signal_summary(cfg)})")
+        print(f"  task        {cfg['task']}" + (f"  noise={cfg['degrade']['noise']} sigma={cfg['degrade']['sigma']}"
+                                                if cfg["task"] == "denoise" else ""))
+        opts = ", ".join(f"{k}={v}" for k, v in cfg["model"]["options"].items())
+        print(f"  model       {cfg['model']['name']}" + (f" ({opts})" if opts else ""))
+        f = cfg["fit"]
+        print(f"  fit         {f['optimizer']} lr={f['lr']} iterations={f['iterations']} "
+              f"reg_noise_std={f['reg_noise_std']:.4g}")
+        print(f"  storage     {cfg['record']['dtype']}, compression={cfg['record']['compression']}")
+        print(f"  runs        {t.n_runs}")
+        for r in range(t.n_runs):
+            s, n = t.run_seeds(r), t.n_frames(r)
+            loss = t.losses(r)
+            last = f"final loss {loss[-1]:.4g}" if n else "no frames yet"
+            print(f"    run {r}: seed={s['seed']} weight_seed={s['weight_seed']} input_seed={s['input_seed']}"
+                  f"  frames {n}/{t.iterations + 1}  {last}")
+        print(f"  written by  spectral_lab {t.attrs.get('spectral_lab_version')} "
+              f"(torch {t.attrs.get('torch_version')}) on {t.attrs.get('created')}")
+    return 0
+
+
+def _signal_summary(cfg: dict) -> str:
+    s = cfg["signal"]
+    if s["kind"] == "sines":
+        return f"sines k={list(s['freqs'])} A={list(s['amps'])} N={s['length']}"
+    if s["kind"] == "image":
+        return f"image {s['image'] or 'matplotlib sample (grace_hopper.jpg)'} downsample={s['downsample']}"
+    return f"triangle size={s['size']} pattern_fraction={s['pattern_fraction']}"
+
+
+def cmd_check(a: argparse.Namespace) -> int:
+    from ..trajectory import check_trajectory
+
+    problems = check_trajectory(a.file)
+    if problems:
+        for p in problems:
+            print(f"{a.file}: {p}")
+        return EXIT_ERROR
+    print(f"{a.file}: valid spectral_lab trajectory")
+    return 0
+
+
+def cmd_models(a: argparse.Namespace) -> int:
+    from ..models import MODELS, build_model, model_options
+
+    shapes = {"1d": (1, a.length), "2d": (3, a.size, a.size)}
+    print(f"{'model':<9} {'1D params':>12} {'2D params':>12}  options (defaults)")
+    for name in MODELS:
+        counts = []
+        for shape in shapes.values():
+            try:
+                counts.append(f"{build_model(name, signal_shape=shape).parameters_per_run():,}")
+            except SpectralLabError:
+                counts.append("n/a")
+        opts = ", ".join(f"{k}={v}" for k, v in model_options(name).items())
+        print(f"{name:<9} {counts[0]:>12} {counts[1]:>12}  {opts}")
+    print(f"(parameters per run for a 1D signal of {a.length} samples and a 3x{a.size}x{a.size} image)")
+    return 0
+
+

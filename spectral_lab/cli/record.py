@@ -1,0 +1,200 @@
+"""``spectral-lab record``: build a configuration from a preset and the flags, fit, record."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from ..errors import ConfigError
+from ._common import EXIT_DIVERGED, EXIT_INTERRUPTED, floats, key_value, registry_help
+
+# model options with a flag of their own (any option also goes through --model-opt)
+MODEL_FLAGS = (("depth", int), ("width", int), ("kernel", int), ("levels", int), ("stride", int))
+
+
+def _freqs(text: str) -> tuple[float, ...]:
+    return tuple(int(v) if float(v).is_integer() else v for v in floats(text))
+
+
+def add_parser(sub) -> None:
+    from ..config import PRESETS, SIGNAL_KINDS, TASKS, VARY
+    from ..models import MODELS
+    from ..models.base import INPUT_DISTRIBUTIONS
+    from ..models.dip import UPSAMPLE_MODES
+    from ..optim import OPTIMIZERS
+    from ..signals import NOISE_KINDS
+    from ..trajectory.schema import COMPRESSIONS, STORAGE_DTYPES
+
+    r = sub.add_parser("record", help="fit R runs and record every output to an HDF5 trajectory file",
+                       description="Fit R runs of one configuration and record every output. With no flag "
+                                   "it records the default: 2 runs of the 1D conv net on sin(2π5t)+sin(2π50t).")
+    g = r.add_argument_group("signal")
+    g.add_argument("--signal", choices=SIGNAL_KINDS)
+    g.add_argument("--freqs", type=_freqs, help="comma-separated frequencies, e.g. 5,50")
+    g.add_argument("--amps", type=floats, help="comma-separated amplitudes, e.g. 1,1")
+    g.add_argument("--phases", type=floats, help="comma-separated phases in radians")
+    g.add_argument("--length", type=int, help="samples of the 1D signal (default 200)")
+    g.add_argument("--image", help="image file (PNG/JPEG); default: matplotlib's sample photograph")
+    g.add_argument("--grey", action="store_true", default=None, help="convert the image to grey")
+    g.add_argument("--downsample", type=int, help="integer anti-aliased down-sampling factor")
+    g.add_argument("--size", type=int, help="side of the synthetic triangle image")
+    g.add_argument("--pattern-fraction", type=float, help="area fraction of the triangle's fine pattern")
+    g = r.add_argument_group("task and degradation")
+    g.add_argument("--task", choices=TASKS)
+    g.add_argument("--noise", choices=NOISE_KINDS, help="noise of the denoise task")
+    g.add_argument("--sigma", type=float, help="noise standard deviation on the 0-255 scale (default 25)")
+    g.add_argument("--noise-cutoff", type=float, help="cut-off of the low-frequency noise, cycles per sample")
+    g.add_argument("--noise-seed", type=int)
+    g.add_argument("--probe", type=float,
+                   help="SURE twin: add this much Gaussian perturbation (0-255 scale) to the observation; "
+                        "record once without and once with it, then: analyze stop FILE --rule sure --twin TWIN")
+    g = r.add_argument_group("model")
+    # no argparse choices: an unknown model is the registry's one-line error naming the families
+    g.add_argument("--model", metavar="MODEL",
+                   help=registry_help(MODELS, "model family") + " (see: spectral-lab models)")
+    for key, typ in MODEL_FLAGS:
+        g.add_argument(f"--{key}", type=typ, help=f"model option {key}")
+    g.add_argument("--upsample", choices=UPSAMPLE_MODES, help="dip up-sampling")
+    g.add_argument("--model-opt", type=key_value, action="append", metavar="KEY=VALUE",
+                   help="any model option, e.g. --model-opt skip=8 (repeatable)")
+    g = r.add_argument_group("fit")
+    g.add_argument("--preset", choices=PRESETS, help="settings bundle (default quick); flags override")
+    g.add_argument("--runs", type=int, help="runs recorded together (default 2)")
+    g.add_argument("--seed", type=int, help="run r uses seed + r (default 0)")
+    g.add_argument("--vary", choices=VARY,
+                   help="what differs between runs: weights and input (default), weights only, input only")
+    g.add_argument("--iterations", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--optimizer", choices=OPTIMIZERS.names(), metavar="OPTIMIZER",
+                   help=registry_help(OPTIMIZERS, "optimiser"))
+    g.add_argument("--optimizer-opt", type=key_value, action="append", metavar="KEY=VALUE",
+                   help="an option of the optimiser, e.g. --optimizer-opt momentum=0.9 (repeatable)")
+    g.add_argument("--reg-noise-std", type=float, help="std of the input perturbation at each step")
+    g.add_argument("--input-dist", choices=INPUT_DISTRIBUTIONS)
+    g.add_argument("--input-scale", type=float)
+    g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is much "
+                                                "faster when other processes share the cores")
+    g = r.add_argument_group("output")
+    g.add_argument("--out", help="output file (default: trajectories/<signal>-<model>-<task>-<time>.h5)")
+    g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    g.add_argument("--dtype", choices=STORAGE_DTYPES, help="storage type of frames (default float32)")
+    g.add_argument("--compression", choices=COMPRESSIONS)
+    g.add_argument("--flush-seconds", type=float, help="flush at least this often (default 2)")
+    g.add_argument("--checkpoint-seconds", type=float,
+                   help="checkpoint interval (default 30; 0 = at every flush)")
+    g.add_argument("--resume", metavar="FILE", help="continue an interrupted recording from its last checkpoint")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_record)
+
+
+def record_overrides(a: argparse.Namespace) -> dict:
+    """Only the flags the user gave, as config section overrides."""
+    def given(d: dict) -> dict:
+        return {k: v for k, v in d.items() if v is not None}
+
+    sig = given({"kind": a.signal, "freqs": a.freqs, "amps": a.amps, "phases": a.phases, "length": a.length,
+                 "image": a.image, "grey": a.grey, "downsample": a.downsample, "size": a.size,
+                 "pattern_fraction": a.pattern_fraction})
+    deg = given({"noise": a.noise, "sigma": a.sigma, "cutoff": a.noise_cutoff, "seed": a.noise_seed,
+                 "probe": a.probe})
+    fit = given({"iterations": a.iterations, "lr": a.lr, "optimizer": a.optimizer,
+                 "reg_noise_std": a.reg_noise_std, "input_dist": a.input_dist, "input_scale": a.input_scale,
+                 "runs": a.runs, "seed": a.seed, "vary": a.vary, "device": a.device})
+    if a.optimizer_opt:
+        fit["optimizer_options"] = dict(a.optimizer_opt)
+    rec = given({"dtype": a.dtype, "compression": a.compression, "flush_seconds": a.flush_seconds,
+                 "checkpoint_seconds": a.checkpoint_seconds})
+    opts = dict(a.model_opt or [])
+    for key in [k for k, _ in MODEL_FLAGS] + ["upsample"]:
+        if getattr(a, key) is not None:
+            opts[key] = getattr(a, key)
+    out: dict = {"signal": sig, "degrade": deg, "fit": fit, "record": rec}
+    if a.model is not None or opts:
+        out["model"] = {k: v for k, v in {"name": a.model, "options": opts}.items() if v}
+    if a.task is not None:
+        out["task"] = a.task
+    return out
+
+
+def build_config(a: argparse.Namespace):
+    """Preset (quick unless --preset paper) for the signal kind, then the explicit flags."""
+    from ..config import RunConfig, apply_overrides, preset
+
+    kind = a.signal or "sines"
+    base = preset(a.preset or "quick", kind)
+    if a.model is not None and a.model != base["model"]["name"]:
+        # the preset's model options and input belong to its own model family
+        base["model"] = {"name": a.model, "options": {}}
+        base["fit"] = {k: v for k, v in base["fit"].items() if k not in ("input_dist", "input_scale")}
+    if a.task is None and a.noise is not None and a.noise != "none":
+        base["task"] = "denoise"
+    cfg = apply_overrides(RunConfig(), base)
+    return apply_overrides(cfg, record_overrides(a))
+
+
+def _default_out(cfg) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path.cwd() / "trajectories" / f"{cfg.signal.kind}-{cfg.model.name}-{cfg.task}-{stamp}.h5"
+
+
+class StopFlag:
+    """SIGINT/SIGTERM: finish the current step, flush, mark resumable. A second one aborts."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def install(self) -> None:
+        def handler(signum, frame):
+            if self.signum is not None:
+                raise KeyboardInterrupt
+            self.signum = signum
+
+        self._previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore(self) -> None:
+        for s, h in getattr(self, "_previous", {}).items():
+            signal.signal(s, h)
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads must be >= 1, got {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def cmd_record(a: argparse.Namespace) -> int:
+    from .. import runner
+
+    set_threads(a.threads)
+    stop = StopFlag()
+    stop.install()
+    try:
+        if a.resume is not None:
+            result = runner.resume(a.resume, progress=not a.quiet, should_stop=stop)
+            out = Path(a.resume)
+        else:
+            cfg = build_config(a)
+            out = Path(a.out) if a.out else _default_out(cfg)
+            result = runner.record(cfg, out, overwrite=a.overwrite, progress=not a.quiet, should_stop=stop)
+    finally:
+        stop.restore()
+    if result.status == "complete":
+        print(f"wrote {out} ({result.frames} frames per run, {result.seconds:.1f} s)")
+        return 0
+    if result.status == "interrupted":
+        name = signal.Signals(stop.signum).name if stop.signum else "signal"
+        print(f"spectral-lab: {name}: {result.message}; continue with: spectral-lab record --resume {out}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"spectral-lab: diverged: {result.message} (in {out})", file=sys.stderr)
+    return EXIT_DIVERGED
