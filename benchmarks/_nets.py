@@ -68,16 +68,10 @@ def package_net(case: Case, runs: int, seeds: list[int] | None = None):
     return net, z, target(case)
 
 
-def package_fit(case: Case, runs: int, seeds: list[int] | None = None, *,
-                proposed: bool = False) -> Callable[[int], object]:
-    """``train(n)``: n iterations of ``spectral_lab.fit.fit`` (no callbacks) on one state.
-
-    ``proposed``: with the package changes this benchmark recommends (``proposed_changes``).
-    """
+def package_fit(case: Case, runs: int, seeds: list[int] | None = None) -> Callable[[int], object]:
+    """``train(n)``: n iterations of ``spectral_lab.fit.fit`` (no callbacks) on one state."""
     net, z, y = package_net(case, runs, seeds)
     state = make_fit_state(net, lr=LR[case.model], noise_seeds=seeds)
-    if proposed:
-        state = proposed_changes(state)
 
     def train(n: int):
         state.iteration = 0
@@ -255,84 +249,3 @@ def without_mkldnn(train: Callable[[int], object]) -> Callable[[int], None]:
     return run
 
 
-# --------------------------------------------------------------------------- proposed changes
-
-def fused_adam(params, lr: float) -> torch.optim.Optimizer:
-    """Proposed ``spectral_lab.fit._adam``: one fused kernel per tensor instead of foreach."""
-    return torch.optim.Adam(params, lr=lr, fused=True)
-
-
-def conv_padding_forward(layer: RunConv, x: torch.Tensor) -> torch.Tensor:
-    """Proposed ``RunConv.forward``: zero 'same' padding of odd kernels done by the conv itself
-    (no padded copy of the input in the forward pass, no narrow/copy in the backward)."""
-    if layer.padding != "zeros" or layer.kernel_size % 2 == 0:
-        return RunConv.forward(layer, x)
-    weight = layer.weight.reshape(layer.runs * layer.out_channels, *layer.weight.shape[2:])
-    bias = None if layer.bias is None else layer.bias.reshape(-1)
-    conv = F.conv1d if layer.ndim == 1 else F.conv2d
-    return conv(x, weight, bias, stride=layer.stride, padding=layer.kernel_size // 2, groups=layer.runs)
-
-
-def concat_runs_channels_last(tensors, runs: int) -> torch.Tensor:
-    """Proposed ``_layers.concat_runs`` branch for channels_last ``(1, R*C_i, H, W)`` inputs:
-    join per run on the contiguous NHWC data, (H, W, R, C_i) -> (H, W, R, ΣC), no layout copy."""
-    if not all(t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) for t in tensors):
-        from spectral_lab.models._layers import concat_runs
-
-        return concat_runs(tensors, runs)
-    parts = [t.permute(0, 2, 3, 1).reshape(*t.shape[2:], runs, t.shape[1] // runs) for t in tensors]
-    joined = torch.cat(parts, dim=-1)
-    return joined.reshape(1, *joined.shape[:2], -1).permute(0, 3, 1, 2)
-
-
-def _level_forward_channels_last(level, x: torch.Tensor) -> torch.Tensor:
-    # spectral_lab.models.dip._Level.forward with the channels_last concat
-    deep = level.down(x)
-    if level.inner is not None:
-        deep = level.inner(deep)
-    deep = level.up(deep)
-    joined = deep if level.skip is None else concat_runs_channels_last([level.skip(x), deep], level.runs)
-    return level.merge(level.merge_bn(joined))
-
-
-def channels_last_forward(net, z: torch.Tensor) -> torch.Tensor:
-    """Proposed ``DipNet.forward``: the stacked activations ``(1, R*C, H, W)`` in channels_last."""
-    from spectral_lab.models._layers import from_runs, to_runs
-
-    x = to_runs(z).contiguous(memory_format=torch.channels_last)
-    x = net.head(net.body(x))
-    return net.out_act(from_runs(x.contiguous(), net.runs))
-
-
-def use_channels_last(net):
-    """Switch a DipNet instance (its forward and its levels') to channels_last activations."""
-    for m in net.modules():
-        if type(m).__name__ == "_Level":
-            m.forward = functools.partial(_level_forward_channels_last, m)
-    net.forward = functools.partial(channels_last_forward, net)
-    return net
-
-
-def proposed_changes(state):
-    """Apply every proposed change to a fresh FitState's net and optimiser (this instance only)."""
-    net = state.net
-    for m in net.modules():
-        if isinstance(m, RunConv):
-            m.forward = functools.partial(conv_padding_forward, m)
-    if getattr(net, "ndim", 1) == 2 and type(net).__name__ == "DipNet":
-        use_channels_last(net)
-    state.optimizer = fused_adam(net.parameters(), state.optimizer.defaults["lr"])
-    return state
-
-
-def channels_last_fit(case: Case, runs: int) -> Callable[[int], object]:
-    """The package's dip, only its forward switched to channels_last activations."""
-    net, z, y = package_net(case, runs)
-    use_channels_last(net)
-    state = make_fit_state(net, lr=LR[case.model])
-
-    def train(n: int):
-        state.iteration = 0
-        return fit(state, z, y, iterations=n)
-
-    return train

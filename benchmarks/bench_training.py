@@ -153,23 +153,17 @@ def _time_writer(rec: TrajectoryRecorder) -> list[float]:
 BATCH_R = 10
 
 
-SEQ, GROUPED, PROPOSED = "sequential 10 × R=1", "grouped R=10 (package)", "grouped R=10 + proposed changes"
+SEQ, GROUPED = "sequential 10 × R=1", "grouped R=10 (package)"
 
 
 def _variants(case: N.Case, quick: bool) -> dict[str, Callable[[int], object]]:
     """Ways to train R = 10 runs for n iterations each. ``SEQ`` is the reference."""
     R = BATCH_R
-    N.check_same_function(case, lambda net: N.proposed_changes(make_fit_state(net, lr=1e-3)))
     if case.model in ("conv", "dip"):
         N.check_same_function(case, N.use_im2col)
-    if case.model == "dip":
-        N.check_same_function(case, N.use_channels_last)
     v: dict[str, Callable[[int], object]] = {
         SEQ: N.chain(*(N.package_fit(case, 1, [r]) for r in range(R))),
         GROUPED: N.package_fit(case, R),
-        PROPOSED: N.package_fit(case, R, proposed=True),
-        "sequential 10 × R=1 + proposed changes": N.chain(*(N.package_fit(case, 1, [r], proposed=True)
-                                                             for r in range(R))),
         "sub-batches 2 × R=5": N.chain(N.package_fit(case, 5, list(range(5))),
                                        N.package_fit(case, 5, list(range(5, 10)))),
     }
@@ -183,8 +177,6 @@ def _variants(case: N.Case, quick: bool) -> dict[str, Callable[[int], object]]:
     if case.model in ("conv", "dip") and not big:
         net, z, y = N.package_net(case, R)
         v["im2col + baddbmm"] = N.repeat(N.step_of(N.use_im2col(net), z, y, N.LR[case.model]))
-    if case.model == "dip":
-        v["grouped, channels_last"] = N.channels_last_fit(case, R)
     return v
 
 
@@ -202,15 +194,15 @@ def batching(b: Budget, cases: list[N.Case], per_iteration: dict) -> Table:
         best = min((k for k in v if k != SEQ), key=lambda k: s.ratio(k, SEQ)[0])
         for k in v:
             r = s.ratio(k, SEQ)
-            goal = goal_cell(r[0], goals.get(case.label)) if k in (GROUPED, PROPOSED) else ""
+            goal = goal_cell(r[0], goals.get(case.label)) if k == GROUPED else ""
             mark = "  ← fastest" if k == best else ""
             t.add(case.label, k + mark, fmt_s(s.median(k)), "1" if k == SEQ else ratio_cell(r),
                   "1" if k == SEQ else f"{s.ratio(k, SEQ, clock='cpu')[0]:.2f}", goal)
         per_iteration[(case.label, 1)] = s.median(SEQ) / BATCH_R
         per_iteration[(case.label, BATCH_R)] = s.median(GROUPED)
     t.note("goal (package rows): ≤ 0.4 for the overhead-bound small nets (conv w64, linear, small dip), "
-           "≤ 1.0 for the compute-bound ones (conv w256, dip ch128). Proposed changes: fused Adam; zero "
-           "padding inside the conv call; dip activations in channels_last (see README)")
+           "≤ 1.0 for the compute-bound ones (conv w256, dip ch128). The package uses fused Adam, zero "
+           "padding inside the conv call and channels_last dip activations (see README)")
     return t
 
 
@@ -253,8 +245,7 @@ def floor(b: Budget, per_iteration: dict) -> Table:
     t = Table("Per-iteration time ÷ bare PyTorch loop (plain nn.Conv1d/nn.Linear + Adam, R = 1)",
               ["case", "variant", "time / iteration", "÷ bare loop, wall [range]", "÷ bare loop, CPU", "goal"])
     for case in (N.CONV64, N.CONV256, N.LINEAR256):
-        v = {"bare loop": N.bare_loop(case), "spectral_lab.fit": N.package_fit(case, 1),
-             "spectral_lab.fit + proposed changes": N.package_fit(case, 1, proposed=True)}
+        v = {"bare loop": N.bare_loop(case), "spectral_lab.fit": N.package_fit(case, 1)}
         n = calibrate(lambda: v["bare loop"](1), b.sample_seconds)
         s = interleave({k: (lambda f=f: f(n)) for k, f in v.items()}, max(b.rounds, 5), units={k: n for k in v})
         for k in v:

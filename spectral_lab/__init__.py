@@ -1,3 +1,44 @@
-"""spectral_lab: record every output of Deep Image Prior runs and measure their spectral bias."""
+"""spectral_lab: record every output of Deep Image Prior runs and measure their spectral bias.
 
-__version__ = "0.1.0"
+The handful of names a user needs (imported on first use, so that ``import spectral_lab``
+stays fast and the CLI does not pay for torch where it does not fit anything):
+
+- configuration: `RunConfig` (and its sections), `preset`, `apply_overrides`;
+- recording: `record(cfg, path)`, `resume(path)`;
+- reading: `open_trajectory(path)` (live files too), `check_trajectory(path)`;
+- models: `build_model(name, signal_shape=..., runs=...)`, the registries `MODELS`,
+  `OPTIMIZERS`, `OPERATORS`, `LOSSES`, `RULES`;
+- analyzers (streamed over a file or an open trajectory): `analyze_amplitudes_file`,
+  `divergence_file`, `spectrum_file`, `psnr_file`, `stop_file`, `noise_fit_file`.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "RunConfig": "config", "SignalConfig": "config", "DegradeConfig": "config", "ModelConfig": "config",
+    "FitConfig": "config", "RecordConfig": "config", "preset": "config", "apply_overrides": "config",
+    "record": "runner", "resume": "runner",
+    "open_trajectory": "trajectory", "check_trajectory": "trajectory",
+    "build_model": "models", "MODELS": "models", "OPTIMIZERS": "optim", "OPERATORS": "operators",
+    "LOSSES": "losses", "RULES": "analyze.stopping",
+    "analyze_amplitudes_file": "analyze.amplitudes", "divergence_file": "analyze.divergence",
+    "spectrum_file": "analyze.spectrum", "psnr_file": "analyze.psnr", "stop_file": "analyze.stopping",
+    "noise_fit_file": "analyze.noise_fit",
+}
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

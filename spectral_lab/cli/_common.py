@@ -16,26 +16,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _numbers(text: str, kind: type, name: str) -> tuple:
+    try:
+        values = tuple(kind(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {name}, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one of the {name}")
+    return values
+
+
 def floats(text: str) -> tuple[float, ...]:
     """``"1,2.5"`` -> (1.0, 2.5); an argparse error otherwise."""
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip() != "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one number")
-    return values
+    return _numbers(text, float, "numbers")
 
 
 def ints(text: str) -> tuple[int, ...]:
     """``"0,50,200"`` -> (0, 50, 200)."""
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip() != "")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
+    return _numbers(text, int, "integers")
 
 
 def key_value(text: str) -> tuple[str, Any]:

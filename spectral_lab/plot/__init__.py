@@ -6,7 +6,7 @@ Every figure has labelled axes with units and a title saying what was run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import matplotlib
 
@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["save", "se_curves", "amplitude_figure", "title_of", "show_image"]
+__all__ = ["save", "amplitude_figure", "title_of", "show_image"]
 
 
 def title_of(config: Mapping) -> str:
@@ -42,28 +42,6 @@ def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     return path
 
 
-def se_curves(ax, results: Sequence, delta: float, *, colors=None) -> None:
-    """SE(k) over iterations per frequency: median over runs, min-max band, δ line, and
-    each run's convergence iteration as a tick on the δ line."""
-    freqs = results[0].freqs
-    colors = colors or plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    t_len = min(len(r.se) for r in results)
-    it = np.arange(t_len)
-    for k, freq in enumerate(freqs):
-        se = np.stack([r.se[:t_len, k] for r in results])  # (R, T)
-        c = colors[k % len(colors)]
-        ax.plot(it, np.median(se, axis=0), color=c, label=f"k={freq:g}")
-        if len(results) > 1:
-            ax.fill_between(it, se.min(axis=0), se.max(axis=0), color=c, alpha=0.2, linewidth=0)
-        conv = [r.converged_at[k] for r in results if r.converged_at[k] is not None]
-        ax.plot(conv, [delta] * len(conv), "|", color=c, markersize=14, markeredgewidth=2)
-    ax.axhline(delta, color="k", linestyle=":", linewidth=1, label=f"δ={delta:g}")
-    ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("SE(k) = (Ã_k − A_k)²")
-    ax.legend(fontsize=8)
-
-
 def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_at: Mapping[int, np.ndarray],
                      *, delta: float, title: str) -> Figure:
     """Paper Fig. 3: SE curves (all runs) and run 0's output when each frequency converged.
@@ -72,6 +50,8 @@ def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_a
     """
     runs = [results[r] for r in sorted(results)]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1.2, 1]})
+    from .oned import se_curves
+
     se_curves(axes[0], runs, delta)
     axes[0].set_title(f"squared amplitude error, {len(runs)} run(s) (median, min–max)")
     ax = axes[1]

@@ -14,25 +14,29 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["se_band", "conv_vs_linear_figure", "capacity_figure", "amplitude_heatmaps",
+__all__ = ["se_curves", "conv_vs_linear_figure", "capacity_figure", "amplitude_heatmaps",
            "spectral_bias_curve"]
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
-def se_band(ax, results: Sequence, delta: float, *, title: str = "") -> None:
-    """SE(k) per frequency over iterations, log scale: mean over runs and the min–max band.
+def se_curves(ax, results: Sequence, delta: float, *, center: str = "median", title: str | None = None) -> None:
+    """SE(k) per frequency over iterations, log scale: the median (or mean) over runs, the
+    min–max band, the δ line, and each run's settle iteration as a tick on it.
 
-    ``results``: one ``AmplitudeResult`` per run (same frequencies). Each run's settle
-    iteration is a tick on the δ line.
+    ``results``: one ``AmplitudeResult`` per run (same frequencies). ``title``: None leaves
+    the axes untitled; "" gives a default naming the runs.
     """
+    if center not in ("median", "mean"):
+        raise ValueError(f"center must be 'median' or 'mean', got {center!r}")
     t_len = min(len(r.se) for r in results)
     it = np.arange(t_len)
     floor = np.finfo(np.float64).tiny  # an exact fit would vanish from a log axis
     for j, freq in enumerate(results[0].freqs):
         se = np.stack([r.se[:t_len, j] for r in results])  # (R, T)
         c = _COLORS[j % len(_COLORS)]
-        ax.plot(it, np.maximum(se.mean(axis=0), floor), color=c, label=f"k={freq:g} (mean)")
+        mid = np.median(se, axis=0) if center == "median" else se.mean(axis=0)
+        ax.plot(it, np.maximum(mid, floor), color=c, label=f"k={freq:g}" + ("" if center == "median" else " (mean)"))
         if len(results) > 1:
             ax.fill_between(it, np.maximum(se.min(axis=0), floor), np.maximum(se.max(axis=0), floor),
                             color=c, alpha=0.2, linewidth=0)
@@ -42,7 +46,8 @@ def se_band(ax, results: Sequence, delta: float, *, title: str = "") -> None:
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("SE(k) = (Ã_k − A_k)²")
-    ax.set_title(title or f"{len(results)} runs: mean, min–max band, | = settled", fontsize=9)
+    if title is not None:
+        ax.set_title(title or f"{len(results)} runs: {center}, min–max band, | = settled", fontsize=9)
     ax.legend(fontsize=8)
 
 
@@ -57,7 +62,7 @@ def conv_vs_linear_figure(panels: Mapping[str, Mapping], *, delta: float, title:
     fig, axes = plt.subplots(rows, 3, figsize=(15, 3.6 * rows), squeeze=False,
                              gridspec_kw={"width_ratios": [1.3, 1, 1]})
     for row, (label, p) in zip(axes, panels.items()):
-        se_band(row[0], p["results"], delta, title=f"{label}: SE(k), {len(p['results'])} seeds "
+        se_curves(row[0], p["results"], delta, center="mean", title=f"{label}: SE(k), {len(p['results'])} seeds "
                                                        f"(mean, min–max band, | = settled)")
         target = np.asarray(p["target"])
         t = np.arange(target.size) / target.size
