@@ -9,7 +9,23 @@ from typing import Any, Mapping
 
 from .errors import ConfigError
 
-TASKS = ("fit", "denoise")
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`) and the
+    noise its observation gets unless the configuration names one."""
+
+    operator: str
+    noise: str
+    help: str
+
+
+# A new task is one entry here (its operator is one entry of the operator registry).
+TASKS: dict[str, TaskSpec] = {
+    "fit": TaskSpec("identity", "none", "fit the clean signal (no degradation)"),
+    "denoise": TaskSpec("identity", "white", "y = x + noise"),
+    "inpaint": TaskSpec("mask", "none", "y = m ⊙ x: pixels dropped at random (--drop) or by a mask image (--mask)"),
+    "superres": TaskSpec("downsample", "none", "y = the clean signal down-sampled by --factor, anti-aliased"),
+}
 SIGNAL_KINDS = ("sines", "image", "triangle")
 VARY = ("both", "weights", "input")
 PRESETS = ("quick", "paper")
@@ -36,12 +52,15 @@ class SignalConfig:
     size: int = 64
     pattern_fraction: float = 0.6
     crop_multiple: int = 1
+    observed: str | None = None
 
 
 @dataclass(frozen=True)
 class DegradeConfig:
-    """The degradation of the ``denoise`` task: noise kind, σ on the 0–255 scale, the
-    low-frequency field's cut-off (cycles per sample) and the noise seed.
+    """The noise of the observation, added after the task's operator: y = noise(A(x)).
+    Noise kind (None: the task's own, white for ``denoise``, none otherwise), σ on the 0–255
+    scale, the low-frequency field's cut-off (cycles per sample) and the noise seed (which
+    also draws a random inpainting mask, from its own stream).
 
     ``probe`` (0–255 scale, default 0 = none) adds ε·b, b ~ N(0, I) drawn from the noise
     seed's own ``probe`` stream, to the observation after clipping: a file recorded with
@@ -49,7 +68,7 @@ class DegradeConfig:
     without, and the two files' outputs give the Monte-Carlo divergence that SURE needs
     (`spectral_lab.analyze.stopping.probe_dof`)."""
 
-    noise: str = "white"
+    noise: str | None = None
     sigma: float = 25.0
     cutoff: float = 0.05
     seed: int = 0
@@ -65,12 +84,32 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class OperatorConfig:
+    """The forward operator A of the data term (`spectral_lab.operators.OPERATORS`); None: the
+    task's own. ``options``: ``drop`` or ``mask`` (a path) for ``mask``, ``factor`` and
+    ``kernel`` for ``downsample``."""
+
+    name: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The data term (`spectral_lab.losses.LOSSES`) and its options."""
+
+    name: str = "mse"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class FitConfig:
     """The optimisation. Run r uses seed ``seed + r`` for its weights and/or its input,
     as ``vary`` says ('both', 'weights': same input, 'input': same weights).
 
     ``optimizer`` is an entry of `spectral_lab.optim.OPTIMIZERS`, ``optimizer_options`` its
-    keyword options (stored in the file's config like every other field)."""
+    keyword options (stored in the file's config like every other field). ``input_image``:
+    a guide image used as the network's input z instead of noise (flash / no-flash); every
+    run then shares it and runs differ in their weights."""
 
     iterations: int = 300
     lr: float = 1e-4
@@ -79,6 +118,7 @@ class FitConfig:
     reg_noise_std: float = 0.0
     input_dist: str | None = None
     input_scale: float | None = None
+    input_image: str | None = None
     runs: int = 2
     seed: int = 0
     vary: str = "both"
@@ -101,13 +141,16 @@ class RunConfig:
     task: str = "fit"
     signal: SignalConfig = field(default_factory=SignalConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)
+    operator: OperatorConfig = field(default_factory=OperatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     fit: FitConfig = field(default_factory=FitConfig)
     record: RecordConfig = field(default_factory=RecordConfig)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["model"]["options"] = dict(self.model.options)
+        for section in ("model", "operator", "loss"):
+            d[section]["options"] = dict(getattr(self, section).options)
         d["fit"]["optimizer_options"] = dict(self.fit.optimizer_options)
         return d
 
@@ -138,8 +181,8 @@ def _from_dict(cls, d, where):
     return cls(**kw)
 
 
-_SECTIONS = {"signal": SignalConfig, "degrade": DegradeConfig, "model": ModelConfig,
-             "fit": FitConfig, "record": RecordConfig}
+_SECTIONS = {"signal": SignalConfig, "degrade": DegradeConfig, "operator": OperatorConfig, "loss": LossConfig,
+             "model": ModelConfig, "fit": FitConfig, "record": RecordConfig}
 
 
 def run_seeds(fit: FitConfig) -> list[dict[str, int]]:
@@ -169,11 +212,48 @@ def _int(x, name, lo, hi=None):
         raise ConfigError(f"{name} must be in [{lo}, {hi if hi is not None else '∞'}], got {x}")
 
 
-def validate(cfg: RunConfig) -> RunConfig:
-    """Check ranges and combinations that no later stage would report clearly."""
-    if cfg.task not in TASKS:
+def resolve(cfg: RunConfig) -> RunConfig:
+    """``cfg`` with what it leaves to the task filled in: the operator and the noise kind."""
+    if not isinstance(cfg.task, str) or cfg.task not in TASKS:
         raise ConfigError(f"unknown task {cfg.task!r}; choose from {', '.join(TASKS)}")
+    spec = TASKS[cfg.task]
+    out = cfg
+    if cfg.operator.name is None:
+        out = out.replace(operator=dataclasses.replace(cfg.operator, name=spec.operator))
+    if cfg.degrade.noise is None:
+        out = out.replace(degrade=dataclasses.replace(cfg.degrade, noise=spec.noise))
+    return out
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check ranges and combinations that no later stage would report clearly; returns the
+    configuration resolved (`resolve`), as it is stored in a file."""
+    cfg = resolve(cfg)
     s, d, f, r = cfg.signal, cfg.degrade, cfg.fit, cfg.record
+    spec = TASKS[cfg.task]
+    if cfg.operator.name != spec.operator:
+        raise ConfigError(f"the {cfg.task} task uses the {spec.operator} operator, not {cfg.operator.name!r}")
+    if cfg.task == "fit" and d.noise != "none":
+        raise ConfigError(f"the fit task fits the clean signal; noise ({d.noise}) needs --task denoise "
+                          f"(or inpaint, superres)")
+    if s.observed is not None:
+        if s.kind != "image":
+            raise ConfigError("--observed is an image; it needs --signal image")
+        if cfg.task == "fit":
+            raise ConfigError("--observed gives a degraded image: use --task denoise, inpaint or superres")
+        if d.noise != "none" or d.probe:
+            raise ConfigError("--observed is the observation as it is: no synthetic noise or probe is added "
+                              "(leave out --noise/--probe)")
+        if cfg.task == "superres" and s.image is None:
+            raise ConfigError("--observed with --task superres needs the clean high-resolution image (--image): "
+                              "it fixes the output size and scores the result")
+    if cfg.task == "inpaint":
+        opts = cfg.operator.options
+        if ("drop" in opts) == ("mask" in opts):
+            raise ConfigError("inpainting needs either --drop RATE (random pixels) or --mask PATH, not "
+                              + ("both" if "drop" in opts else "neither"))
+        if "mask" in opts and s.kind == "sines":
+            raise ConfigError("a mask image needs an image signal (--signal image); 1D signals take --drop")
     if s.kind not in SIGNAL_KINDS:
         raise ConfigError(f"unknown signal {s.kind!r}; choose from {', '.join(SIGNAL_KINDS)}")
     _int(s.length, "length", 4, 1 << 22)
@@ -185,6 +265,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     _finite(d.cutoff, "noise cut-off", positive=True)
     _int(d.seed, "noise seed", 0)
     _finite(d.probe, "probe", nonnegative=True)
+    if f.input_image is not None and s.kind != "image":
+        raise ConfigError("--input-image is a guide image for an image signal (--signal image)")
     if d.probe > 0 and cfg.task != "denoise":
         raise ConfigError("probe (the SURE twin's perturbation of the observation) needs the denoise task")
     _int(f.iterations, "iterations", 1, 10_000_000)
@@ -198,6 +280,11 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"unknown --vary {f.vary!r}; choose from {', '.join(VARY)}")
     _finite(r.flush_seconds, "flush interval", positive=True)
     _finite(r.checkpoint_seconds, "checkpoint interval", nonnegative=True)
+    from .losses import LOSSES
+    from .operators import OPERATORS
+
+    OPERATORS.check_options(cfg.operator.name, cfg.operator.options)
+    LOSSES.check_options(cfg.loss.name, cfg.loss.options)
     return cfg
 
 

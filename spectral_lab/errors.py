@@ -21,6 +21,10 @@ class AnalysisError(SpectralLabError, ValueError):
     """An analysis cannot run on the given data (too few runs, wrong kind of signal, ...)."""
 
 
+class NoReferenceError(AnalysisError):
+    """The file has no clean reference signal (recorded from a degraded image alone)."""
+
+
 class DivergedError(SpectralLabError):
     """The optimisation diverged: its loss became NaN or inf ("divergence" in this lab is the inter-run ε)."""
 

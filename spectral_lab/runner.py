@@ -5,90 +5,22 @@
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import torch
 
-from . import signals
-from .config import RunConfig, run_seeds, validate
+from .config import RunConfig, apply_overrides, run_seeds, validate
 from .errors import ConfigError
 from .fit import Callback, FitResult, FitState, fit, make_fit_state
-from .models import build_model, required_multiple
+from .losses import make_loss
+from .models import MODELS, build_model
 from .models.base import RunNet
+from .problem import Problem, make_problem, model_kwargs
 from .trajectory import TrajectoryRecorder, create_trajectory, prepare_resume
 
 __all__ = ["Problem", "make_problem", "select_device", "prepare_fit", "record", "resume", "ProgressBar"]
-
-
-@dataclass
-class Problem:
-    """The signals of one configuration, in their stored shapes: ``(N,)`` or ``(C, H, W)``."""
-
-    kind: str
-    clean: np.ndarray
-    observed: np.ndarray
-
-    @property
-    def model_shape(self) -> tuple[int, ...]:
-        """``(C, *spatial)``: a 1D signal is one channel."""
-        return (1, *self.clean.shape) if self.kind == "1d" else tuple(self.clean.shape)
-
-
-def _model_kwargs(cfg: RunConfig) -> dict:
-    """The model section as keyword arguments, refusing what cannot be one (from a JSON config)."""
-    m = cfg.model
-    if not isinstance(m.name, str):
-        raise ConfigError(f"model name must be a string, got {m.name!r}")
-    if not isinstance(m.options, Mapping) or not all(isinstance(k, str) for k in m.options):
-        raise ConfigError(f"model options must map option names to values, got {m.options!r}")
-    return dict(m.options)
-
-
-def make_problem(cfg: RunConfig) -> Problem:
-    """Build the clean and observed signals; raises SignalError/ConfigError on bad input."""
-    # Overflows become non-finite values, refused below with a clear message, not warnings.
-    with np.errstate(over="ignore", invalid="ignore"):
-        problem = _make_problem(cfg)
-    for name, values in (("signal", problem.clean), ("observed (degraded) signal", problem.observed)):
-        if not np.isfinite(values).all():
-            raise ConfigError(f"the {name} has values that are not finite; amplitudes or noise sigma "
-                              f"too large for float32?")
-    return problem
-
-
-def _make_problem(cfg: RunConfig) -> Problem:
-    s = cfg.signal
-    multiple = required_multiple(cfg.model.name, **_model_kwargs(cfg))
-    if s.kind == "sines":
-        clean = signals.sines(s.freqs, s.amps, s.phases, s.length)
-        kind = "1d"
-        if s.length % multiple:
-            raise ConfigError(f"model {cfg.model.name!r} needs a length that is a multiple of {multiple}; "
-                              f"got {s.length}")
-    elif s.kind == "image":
-        path = s.image if s.image is not None else signals.sample_image_path()
-        clean = signals.load_image(path, grey=s.grey, downsample=s.downsample,
-                                   crop_multiple=math.lcm(multiple, s.crop_multiple))
-        kind = "image"
-    else:
-        if s.size % multiple:
-            raise ConfigError(f"model {cfg.model.name!r} needs an image side that is a multiple of "
-                              f"{multiple}; got --size {s.size}")
-        clean = signals.triangle_image((s.size, s.size), s.pattern_fraction)
-        kind = "image"
-    if cfg.task == "denoise":
-        d = cfg.degrade
-        # images live in [0, 1] and are clipped like a saved photograph; 1D signals are signed
-        observed = signals.degrade(clean, noise=d.noise, sigma=d.sigma, cutoff=d.cutoff, seed=d.seed,
-                                   clip=kind == "image", probe=d.probe)
-    else:
-        observed = clean
-    return Problem(kind, np.asarray(clean, dtype=np.float32), np.asarray(observed, dtype=np.float32))
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -110,32 +42,53 @@ def select_device(name: str = "auto") -> torch.device:
 
 def build_net(cfg: RunConfig, problem: Problem, seeds: Sequence[dict]) -> RunNet:
     return build_model(cfg.model.name, signal_shape=problem.model_shape, runs=len(seeds),
-                       weight_seeds=[s["weight_seed"] for s in seeds], **_model_kwargs(cfg))
+                       weight_seeds=[s["weight_seed"] for s in seeds], **model_kwargs(cfg))
+
+
+def with_guide_channels(cfg: RunConfig, problem: Problem) -> RunConfig:
+    """With a guide image as input, the model's ``in_channels`` is the guide's channel count
+    (stored in the configuration like every resolved option)."""
+    if problem.guide is None:
+        return cfg
+    if "in_channels" not in MODELS.options(cfg.model.name):
+        raise ConfigError(f"model {cfg.model.name!r} takes no input channels (its input is fixed): it cannot "
+                          "take a guide image (--input-image)")
+    channels = int(problem.guide.shape[0])
+    given = cfg.model.options.get("in_channels")
+    if given is not None and given != channels:
+        raise ConfigError(f"the guide image has {channels} channel(s) but the model option in_channels is {given}")
+    return apply_overrides(cfg, {"model": {"options": {"in_channels": channels}}})
 
 
 def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = None
                 ) -> tuple[FitState, torch.Tensor, torch.Tensor]:
-    """Network, optimiser state, input z ``(R, C_in, *spatial)`` and target y on ``device``."""
+    """Network, optimiser state, input z ``(R, C_in, *spatial)`` and observation y on ``device``."""
     device = device or select_device(cfg.fit.device)
+    cfg = with_guide_channels(cfg, problem)
     seeds = run_seeds(cfg.fit)
     try:
         net = build_net(cfg, problem, seeds)
-        # None: the family's own input (RunNet.input_dist / input_scale)
-        z = net.make_input([s["input_seed"] for s in seeds], dist=cfg.fit.input_dist, scale=cfg.fit.input_scale)
+        if problem.guide is not None:  # every run sees the guide image
+            z = torch.from_numpy(problem.guide).unsqueeze(0).expand(len(seeds), *problem.guide.shape).clone()
+        else:
+            # None: the family's own input (RunNet.input_dist / input_scale)
+            z = net.make_input([s["input_seed"] for s in seeds], dist=cfg.fit.input_dist,
+                               scale=cfg.fit.input_scale)
         net = net.to(device)
         _dry_run(net, z.to(device), (len(seeds), *problem.model_shape))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except (ArithmeticError, RuntimeError, MemoryError, TypeError) as exc:
-        # options the model family does not check itself (width 0, a kernel longer than the
-        # signal, ...): refuse them here, before any file exists
-        opts = ", ".join(f"{k}={v!r}" for k, v in _model_kwargs(cfg).items()) or "defaults"
+        # options the model family does not check itself (a kernel longer than the signal,
+        # ...): refuse them here, before any file exists
+        opts = ", ".join(f"{k}={v!r}" for k, v in model_kwargs(cfg).items()) or "defaults"
         reason = (str(exc).splitlines() or [""])[0]
         raise ConfigError(f"model {cfg.model.name!r} ({opts}) does not work on a signal of shape "
                           f"{problem.model_shape}: {type(exc).__name__}: {reason}") from None
     state = make_fit_state(net, lr=cfg.fit.lr, optimizer=cfg.fit.optimizer,
-                           optimizer_options=dict(cfg.fit.optimizer_options), noise_seeds=[s["input_seed"] for s in seeds])
-    y = torch.from_numpy(problem.observed).reshape(problem.model_shape).to(device)
+                           optimizer_options=dict(cfg.fit.optimizer_options),
+                           noise_seeds=[s["input_seed"] for s in seeds])
+    y = torch.from_numpy(problem.observed).reshape(problem.observed_model_shape).to(device)
     return state, z.to(device), y
 
 
@@ -183,16 +136,22 @@ class ProgressBar(Callback):
 def record(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, progress: bool = True,
            should_stop: Callable[[], bool] | None = None,
            callbacks: Sequence[Callback] = ()) -> FitResult:
-    """Record the configured runs into ``out``. Every input is checked before the file exists."""
-    validate(cfg)
+    """Record the configured runs into ``out``. Every input is checked before the file exists;
+    the file stores the configuration as resolved (task defaults, guide channels)."""
+    cfg = validate(cfg)
     problem = make_problem(cfg)
+    cfg = with_guide_channels(cfg, problem)
+    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
     device = select_device(cfg.fit.device)
     state, z, y = prepare_fit(cfg, problem, device)
     seeds = run_seeds(cfg.fit)
+    op = problem.operator
     f = create_trajectory(out, config=cfg.to_dict(), kind=problem.kind, target=problem.clean,
                           observed=problem.observed, run_seeds=seeds, iterations=cfg.fit.iterations,
-                          dtype=cfg.record.dtype, compression=cfg.record.compression, overwrite=overwrite)
-    return _run(cfg, state, z, y, f, 0, progress, should_stop, callbacks)
+                          dtype=cfg.record.dtype, compression=cfg.record.compression, overwrite=overwrite,
+                          operator={"name": op.name, "options": op.options, "arrays": op.arrays},
+                          signal_shape=problem.shape)
+    return _run(cfg, problem, loss, state, z, y, f, 0, progress, should_stop, callbacks)
 
 
 def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
@@ -202,16 +161,17 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     try:
         cfg = RunConfig.from_dict(point.config)
         problem = make_problem(cfg)
+        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
         state, z, y = prepare_fit(cfg, problem)
         if point.blob is not None:
             state.load_bytes(point.blob)
     except BaseException:
         f.close()
         raise
-    return _run(cfg, state, z, y, f, point.frames, progress, should_stop, callbacks)
+    return _run(cfg, problem, loss, state, z, y, f, point.frames, progress, should_stop, callbacks)
 
 
-def _run(cfg, state, z, y, f, frames, progress, should_stop, callbacks) -> FitResult:
+def _run(cfg, problem, loss, state, z, y, f, frames, progress, should_stop, callbacks) -> FitResult:
     try:
         recorder = TrajectoryRecorder(f, frames=frames, flush_seconds=cfg.record.flush_seconds,
                                       checkpoint_seconds=cfg.record.checkpoint_seconds)
@@ -219,5 +179,5 @@ def _run(cfg, state, z, y, f, frames, progress, should_stop, callbacks) -> FitRe
         f.close()
         raise
     bar = ProgressBar(cfg.fit.iterations + 1, desc=f"{cfg.model.name} x{cfg.fit.runs}", disable=not progress)
-    return fit(state, z, y, iterations=cfg.fit.iterations, reg_noise_std=cfg.fit.reg_noise_std,
-               callbacks=[recorder, bar, *callbacks], should_stop=should_stop)
+    return fit(state, z, y, iterations=cfg.fit.iterations, op=problem.operator, loss=loss,
+               reg_noise_std=cfg.fit.reg_noise_std, callbacks=[recorder, bar, *callbacks], should_stop=should_stop)

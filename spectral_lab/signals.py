@@ -35,6 +35,8 @@ __all__ = [
     "degrade",
     "NOISE_KINDS",
     "probe_perturbation",
+    "load_mask",
+    "image_size",
 ]
 
 NOISE_KINDS = ("none", "white", "lowfreq")
@@ -278,13 +280,25 @@ def load_image(
         parameter is invalid, or the image is smaller than ``downsample`` or
         ``crop_multiple``.
     """
-    from PIL import Image, UnidentifiedImageError
-
     if not _is_integer(downsample) or downsample < 1:
         raise SignalError(f"downsample must be an integer >= 1, got {downsample!r}")
     if not _is_integer(crop_multiple) or crop_multiple < 1:
         raise SignalError(f"crop_multiple must be an integer >= 1, got {crop_multiple!r}")
     path = Path(path)
+    channels = _read_image(path)
+
+    if grey and channels.shape[0] == 3:
+        channels = np.tensordot(_LUMA_WEIGHTS, channels, axes=1)[None]
+    if downsample > 1:
+        channels = _downsample(channels, downsample, path)
+
+    return np.ascontiguousarray(_center_crop(channels, crop_multiple, path), dtype=np.float32)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """(C, H, W) float64 in [0, 1] of an image file; SignalError naming the path otherwise."""
+    from PIL import Image, UnidentifiedImageError
+
     if not path.exists():
         raise SignalError(f"image file not found: {path}")
     if not path.is_file():
@@ -292,7 +306,7 @@ def load_image(
     try:
         with Image.open(path) as image:
             image.load()
-            channels = _pil_to_array(image, path)
+            return _pil_to_array(image, path)
     except SignalError:
         raise
     except UnidentifiedImageError as exc:
@@ -301,20 +315,54 @@ def load_image(
         # PIL raises these for truncated or corrupt files.
         raise SignalError(f"cannot read image {path}: {exc}") from exc
 
-    if grey and channels.shape[0] == 3:
-        channels = np.tensordot(_LUMA_WEIGHTS, channels, axes=1)[None]
-    if downsample > 1:
-        channels = _downsample(channels, downsample, path)
 
+def _center_crop(channels: np.ndarray, multiple: int, path: Path) -> np.ndarray:
+    """Centre-crop H and W down to multiples of ``multiple`` (the extra row/column at the end)."""
     _, height, width = channels.shape
-    if height < crop_multiple or width < crop_multiple:
-        raise SignalError(
-            f"image {path} of size {height}x{width} is smaller than crop_multiple={crop_multiple}"
-        )
-    crop_h, crop_w = height - height % crop_multiple, width - width % crop_multiple
+    if height < multiple or width < multiple:
+        raise SignalError(f"image {path} of size {height}x{width} is smaller than crop_multiple={multiple}")
+    crop_h, crop_w = height - height % multiple, width - width % multiple
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    channels = channels[:, top : top + crop_h, left : left + crop_w]
-    return np.ascontiguousarray(channels, dtype=np.float32)
+    return channels[:, top : top + crop_h, left : left + crop_w]
+
+
+def load_mask(path: str | os.PathLike, *, size: tuple[int, int], downsample: int = 1,
+              crop_multiple: int = 1) -> np.ndarray:
+    """An inpainting mask image as ``(1, H, W)`` uint8, 1 = known, brought to the grid of an
+    image loaded with the same ``downsample`` and ``crop_multiple`` (`load_image`).
+
+    Any nonzero pixel (in any channel) is known. Down-sampling keeps a pixel of the coarse
+    grid known only when every pixel of its ``downsample`` × ``downsample`` block is (a
+    minimum over the block, of the same central block `load_image` uses): a hole never
+    shrinks. ``size`` is the (H, W) of the image the mask belongs to, before down-sampling;
+    a mask of another size is refused.
+    """
+    path = Path(path)
+    raw = _read_image(path)
+    known = (raw != 0).any(axis=0)
+    if tuple(known.shape) != tuple(size):
+        raise SignalError(f"mask {path} is {known.shape[0]}x{known.shape[1]} but the image is "
+                          f"{size[0]}x{size[1]}: the mask must have the image's size")
+    if downsample > 1:
+        h, w = known.shape[0] // downsample, known.shape[1] // downsample
+        top, left = (known.shape[0] - h * downsample) // 2, (known.shape[1] - w * downsample) // 2
+        block = known[top: top + h * downsample, left: left + w * downsample]
+        known = block.reshape(h, downsample, w, downsample).all(axis=(1, 3))
+    return np.ascontiguousarray(_center_crop(known[None], crop_multiple, path), dtype=np.uint8)
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header; SignalError if it is not one."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except FileNotFoundError:
+        raise SignalError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SignalError(f"not an image file: {path} ({exc})") from None
 
 
 def _triangle_coverage(height: int, width: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytest
 
 from spectral_lab import runner
 from spectral_lab.trajectory import schema as S
-from spectral_lab.config import FitConfig, RecordConfig, RunConfig, run_seeds
+from spectral_lab.config import FitConfig, RecordConfig, RunConfig, run_seeds, validate
 from spectral_lab.errors import TrajectoryError
 from spectral_lab.fit import Callback
 from spectral_lab.trajectory import check_trajectory, create_trajectory, open_trajectory
@@ -55,11 +55,13 @@ def recorded(tiny_config, tmp_path):
 
 # --------------------------------------------------------------------------- round trip
 
-def test_stored_config_is_the_run_config(recorded):
+def test_stored_config_is_the_run_config_resolved(recorded):
     cfg, path, _ = recorded
+    resolved = validate(cfg)  # the task's operator and noise filled in
+    assert resolved.operator.name == "identity" and resolved.degrade.noise == "none"
     with open_trajectory(path) as traj:
-        assert traj.config == json.loads(json.dumps(cfg.to_dict()))
-        assert RunConfig.from_dict(traj.config) == cfg
+        assert traj.config == json.loads(json.dumps(resolved.to_dict()))
+        assert RunConfig.from_dict(traj.config) == resolved
 
 
 def test_target_and_observed_are_the_problem_s_signals(tiny_image_config, tmp_path):
@@ -250,7 +252,7 @@ def test_killed_run_keeps_flushed_frames(tiny_config, tmp_path, subprocess_env):
         assert n >= seen >= 10 and traj.n_frames(1) == n
         killed = [traj.frames(r)[:n] for r in range(traj.n_runs)]
         stored_cfg = RunConfig.from_dict(traj.config)
-    assert stored_cfg == cfg
+    assert stored_cfg == validate(cfg)
 
     # Frame i does not depend on the total iterations: a short uninterrupted run must
     # reproduce every flushed frame bit for bit.

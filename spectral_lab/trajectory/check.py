@@ -59,7 +59,11 @@ def _unreadable(f: h5py.File, runs: list, frames: int) -> list[str]:
     and last frame, the checkpoint slots): HDF5 reports damaged metadata only when read."""
     problems = []
     parts = [("root attributes", lambda: dict(f.attrs.items())),
-             (f"'/{S.TARGET}'", lambda: f[S.TARGET][()]), (f"'/{S.OBSERVED}'", lambda: f[S.OBSERVED][()])]
+             (f"'/{S.OBSERVED}'", lambda: f[S.OBSERVED][()])]
+    if S.TARGET in f:
+        parts.append((f"'/{S.TARGET}'", lambda: f[S.TARGET][()]))
+    if S.OPERATOR in f:
+        parts.append((f"'/{S.OPERATOR}'", lambda: {k: f[S.OPERATOR][k][()] for k in f[S.OPERATOR]}))
     for r, (out, loss) in enumerate(runs):
         n = min(frames, out.shape[0], loss.shape[0])
         parts.append((f"run {r}'s losses", lambda loss=loss, n=n: loss[:n]))

@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -40,14 +40,18 @@ def chunk_frames(signal_shape: Sequence[int], itemsize: int) -> int:
 
 
 
-def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, target: np.ndarray,
+def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, target: np.ndarray | None,
                       observed: np.ndarray, run_seeds: Sequence[dict], iterations: int,
                       dtype: str = "float32", compression: str = "none",
-                      overwrite: bool = False) -> h5py.File:
+                      overwrite: bool = False, operator: Mapping[str, Any] | None = None,
+                      signal_shape: Sequence[int] | None = None) -> h5py.File:
     """Create the whole layout of a trajectory file and return it open in SWMR-write mode.
 
-    Nothing is left behind if creation fails. An existing file is refused unless
-    ``overwrite``; a file another process is writing is refused always.
+    ``target`` may be None (no clean reference); then ``signal_shape`` gives the output's
+    shape. ``operator``: ``{"name", "options", "arrays"}`` of the forward operator (default:
+    the identity), written to ``/operator``. Nothing is left behind if creation fails. An
+    existing file is refused unless ``overwrite``; a file another process is writing is
+    refused always.
     """
     path = Path(path)
     if dtype not in STORAGE_DTYPES:
@@ -65,7 +69,12 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise TrajectoryError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
-    shape = tuple(int(s) for s in target.shape)
+    if target is None and signal_shape is None:
+        raise TrajectoryError("a trajectory without a clean target needs its signal_shape")
+    shape = tuple(int(s) for s in (target.shape if signal_shape is None else signal_shape))
+    if target is not None and tuple(target.shape) != shape:
+        raise TrajectoryError(f"the target's shape {tuple(target.shape)} is not the signal shape {shape}")
+    operator = dict(operator or {"name": "identity", "options": {}, "arrays": {}})
     # The layout is written to a hidden sibling and renamed into place once complete, then
     # reopened straight into SWMR writing: a kill at any moment leaves at ``path`` either
     # nothing (the old file, with --overwrite) or a file that opens.
@@ -78,7 +87,7 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
         try:
             _write_layout(f, config=config, kind=kind, target=target, observed=observed,
                           run_seeds=run_seeds, iterations=iterations, dtype=dtype,
-                          compression=compression, shape=shape)
+                          compression=compression, shape=shape, operator=operator)
         finally:
             f.close()
         os.replace(tmp, path)
@@ -92,7 +101,8 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
 
 
 
-def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, dtype, compression, shape):
+def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, dtype, compression, shape,
+                  operator):
     a = f.attrs
     a[S.ATTR_FORMAT] = S.FORMAT_NAME
     a[S.ATTR_VERSION] = S.FORMAT_VERSION
@@ -105,8 +115,14 @@ def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, d
     a[S.ATTR_SIGNAL_SHAPE] = np.asarray(shape, dtype=np.int64)
     a[S.ATTR_N_RUNS] = len(run_seeds)
     a[S.ATTR_ITERATIONS] = int(iterations)
-    f.create_dataset(S.TARGET, data=np.asarray(target, dtype=np.float32))
+    if target is not None:
+        f.create_dataset(S.TARGET, data=np.asarray(target, dtype=np.float32))
     f.create_dataset(S.OBSERVED, data=np.asarray(observed, dtype=np.float32))
+    op = f.create_group(S.OPERATOR)
+    op.attrs[S.OPERATOR_NAME] = str(operator["name"])
+    op.attrs[S.OPERATOR_OPTIONS] = json.dumps(dict(operator.get("options") or {}), sort_keys=True)
+    for name, array in (operator.get("arrays") or {}).items():
+        op.create_dataset(name, data=np.asarray(array))
     np_dtype = np.dtype(dtype)
     block = chunk_frames(shape, np_dtype.itemsize)
     comp = {} if compression == "none" else {"compression": compression}

@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import __version__
 from ..config import RunConfig
-from ..errors import SpectralLabError, TrajectoryError
+from ..errors import NoReferenceError, SpectralLabError, TrajectoryError
 from . import schema as S
 from ._h5 import as_str, h5_errors, locked_by_other, open_file, refresh
 
@@ -73,9 +73,36 @@ class Trajectory:
         self._f.close()
 
     @property
+    def has_target(self) -> bool:
+        """False for a file recorded from a degraded image without a clean reference."""
+        return S.TARGET in self._f
+
+    @property
     @_reading
     def target(self) -> np.ndarray:
+        """The clean signal; NoReferenceError (one line) when the file has none."""
+        if S.TARGET not in self._f:
+            raise NoReferenceError(f"{self.path} has no clean reference (recorded from a degraded image alone, "
+                                   "record --observed without --image): this needs the clean signal")
         return self._f[S.TARGET][()]
+
+    @property
+    def operator(self) -> dict:
+        """``{"name", "options"}`` of the forward operator (format 1 files: the identity)."""
+        return operator_of(self._f)
+
+    @_reading
+    def operator_arrays(self) -> dict[str, np.ndarray]:
+        """The operator's arrays (the inpainting ``mask``, ``(1, *spatial)``, 1 = known)."""
+        g = self._f.get(S.OPERATOR)
+        return {} if g is None else {k: g[k][()] for k in g}
+
+    @property
+    def known(self) -> np.ndarray | None:
+        """Where the observation constrains the output, ``(1, *spatial)`` float (the
+        inpainting mask), or None when every sample is observed."""
+        mask = self.operator_arrays().get("mask")
+        return None if mask is None else np.asarray(mask, dtype=np.float64)
 
     @property
     @_reading
@@ -193,16 +220,26 @@ def _layout_problems(f: h5py.File) -> list[str]:
     problems = [f"missing root attribute '{k}'" for k in S.ROOT_ATTRS if k not in f.attrs]
     if problems:
         return problems
-    for name in (S.TARGET, S.OBSERVED, S.STATUS_STATE, S.STATUS_FRAMES, S.STATUS_MESSAGE):
+    version = int(f.attrs.get(S.ATTR_VERSION, 1))
+    required = (S.OBSERVED, S.STATUS_STATE, S.STATUS_FRAMES, S.STATUS_MESSAGE) + ((S.TARGET,) if version < 2 else ())
+    for name in required:
         if name not in f:
             problems.append(f"missing dataset '/{name}'")
+    if version >= 2 and S.OPERATOR not in f:
+        problems.append(f"missing group '/{S.OPERATOR}'")
     shape = tuple(int(s) for s in f.attrs[S.ATTR_SIGNAL_SHAPE])
     kind = as_str(f.attrs[S.ATTR_KIND])
     if kind not in S.KINDS:
         problems.append(f"kind is {kind!r}, not one of {S.KINDS}")
-    for name in (S.TARGET, S.OBSERVED):
-        if name in f and f[name].shape != shape:
-            problems.append(f"'/{name}' has shape {f[name].shape}, not the signal shape {shape}")
+    if S.TARGET in f and f[S.TARGET].shape != shape:
+        problems.append(f"'/{S.TARGET}' has shape {f[S.TARGET].shape}, not the signal shape {shape}")
+    try:
+        expected = observed_shape(operator_of(f), shape)
+    except (TrajectoryError, ValueError, TypeError, KeyError) as exc:
+        problems.append(f"'/{S.OPERATOR}' is not a valid operator ({exc})")
+        expected = None
+    if expected is not None and S.OBSERVED in f and f[S.OBSERVED].shape != expected:
+        problems.append(f"'/{S.OBSERVED}' has shape {f[S.OBSERVED].shape}, not {expected} (the operator's output)")
     for r in range(int(f.attrs[S.ATTR_N_RUNS])):
         g = S.run_group(r)
         if g not in f:
@@ -223,3 +260,21 @@ def _layout_problems(f: h5py.File) -> list[str]:
     return problems
 
 
+
+
+def operator_of(f: h5py.File) -> dict:
+    """``{"name", "options"}`` of a file's operator; format 1 files have the identity."""
+    g = f.get(S.OPERATOR)
+    if g is None:
+        return {"name": "identity", "options": {}}
+    return {"name": as_str(g.attrs[S.OPERATOR_NAME]), "options": json.loads(as_str(g.attrs[S.OPERATOR_OPTIONS]))}
+
+
+def observed_shape(operator: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The shape of ``/observed`` for a signal of ``shape`` (``(N,)`` or ``(C, H, W)``)."""
+    if operator["name"] != "downsample":
+        return tuple(shape)
+    factor = int(operator["options"]["factor"])
+    spatial = shape if len(shape) == 1 else shape[1:]
+    low = tuple(s // factor for s in spatial)
+    return low if len(shape) == 1 else (shape[0], *low)

@@ -7,7 +7,8 @@ package is what opens HDF5 files.
 from __future__ import annotations
 
 FORMAT_NAME = "spectral_lab.trajectory"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# version 2: the /operator group, /observed of the operator's output shape, /target optional
 
 # root attributes
 ATTR_FORMAT = "format"
@@ -25,8 +26,11 @@ ROOT_ATTRS = (ATTR_FORMAT, ATTR_VERSION, ATTR_LAB_VERSION, ATTR_TORCH_VERSION, A
               ATTR_CONFIG, ATTR_KIND, ATTR_SIGNAL_SHAPE, ATTR_N_RUNS, ATTR_ITERATIONS)
 
 # datasets
-TARGET = "target"
-OBSERVED = "observed"
+TARGET = "target"  # optional from version 2 (absent: no clean reference, record --observed alone)
+OBSERVED = "observed"  # the operator's output shape (smaller than the signal for super-resolution)
+OPERATOR = "operator"  # group: attributes name and options (JSON), datasets of its arrays (mask)
+OPERATOR_NAME = "name"
+OPERATOR_OPTIONS = "options"
 RUNS = "runs"
 OUTPUT = "output"
 LOSS = "loss"
