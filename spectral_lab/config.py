@@ -220,8 +220,9 @@ def resolve(cfg: RunConfig) -> RunConfig:
     out = cfg
     if cfg.operator.name is None:
         out = out.replace(operator=dataclasses.replace(cfg.operator, name=spec.operator))
-    if cfg.degrade.noise is None:
-        out = out.replace(degrade=dataclasses.replace(cfg.degrade, noise=spec.noise))
+    if cfg.degrade.noise is None:  # a given degraded image gets no synthetic noise
+        noise = "none" if cfg.signal.observed is not None else spec.noise
+        out = out.replace(degrade=dataclasses.replace(cfg.degrade, noise=noise))
     return out
 
 

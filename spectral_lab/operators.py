@@ -18,10 +18,11 @@ Registered operators (`OPERATORS`; ``--task`` picks one, see `spectral_lab.confi
 The down-sampler's kernel: ``lanczos`` (default), Lanczos-2 (a = 2) scaled by the factor,
 4·factor taps, the kernel of the DIP reference code's ``Downsampler('lanczos2')`` and of
 PIL's LANCZOS resize that made its low-resolution images; ``box``: the mean of each
-factor × factor block (average pooling; what the lab's prototype used). Lanczos passes the
-band below the new Nyquist frequency with little loss and stops the band above it (aliasing
-is what a spectral study must not have); the box filter's first side lobe lets about 22 % of
-the amplitude just above the new Nyquist through. Reflect padding at the borders; the
+factor × factor block (average pooling; what the lab's prototype used). Measured gains at
+factor 4 (new Nyquist 0.125 cycles/sample): Lanczos 0.94 / 0.50 / 0.19 / < 0.02 at 0.0625 /
+0.125 / 0.16 / ≥ 0.2, the box 0.91 / 0.65 / 0.47 and side lobes of 0.18–0.27 between its
+zeros at multiples of 0.25: Lanczos keeps what aliases out of the observation (aliasing is
+what a spectral study must not have), the box lets a quarter of it through. Reflect padding at the borders; the
 filter is applied to the centre of each block (phase: the output sample i covers the input
 block [i·f, (i+1)·f)).
 
@@ -46,7 +47,7 @@ from .registry import Registry
 __all__ = ["OPERATORS", "Operator", "Identity", "Mask", "Downsample", "build_operator", "lanczos_kernel",
            "DOWNSAMPLE_KERNELS"]
 
-OPERATORS: Registry = Registry("operator", skip=("signal_shape", "seed", "arrays", "mask_array"))
+OPERATORS: Registry = Registry("operator", skip=("signal_shape", "arrays", "mask_array"))
 
 
 class Operator:
@@ -168,7 +169,7 @@ class Downsample(Operator):
 
     name = "downsample"
 
-    def __init__(self, signal_shape, *, factor: int = 4, kernel: str = "lanczos", seed: int = 0) -> None:
+    def __init__(self, signal_shape, *, factor: int = 4, kernel: str = "lanczos") -> None:
         super().__init__(signal_shape)
         if isinstance(factor, bool) or not isinstance(factor, int) or factor < 2:
             raise ConfigError(f"the down-sampling factor must be an integer >= 2, got {factor!r}")

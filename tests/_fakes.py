@@ -22,13 +22,18 @@ class FakeTrajectory:
         The stored configuration; ``{}`` when omitted.
     seeds : list of dict, optional
         ``run_seeds(r)``; by default ``{"seed": r, "weight_seed": 100 + r, "input_seed": 200 + r}``.
+    operator : dict, optional
+        ``{"name", "options"}`` of the forward operator; the identity when omitted.
+    known : array ``(1, *spatial)``, optional
+        The inpainting mask (1 = known); None when every sample is observed.
 
     Reads are observable: ``blocks_read`` lists the size of every block ``iter_frames``
     handed out and ``frames_read`` is the largest slice taken from ``frames(r)``, so tests
     can check that an analyzer streams.
     """
 
-    def __init__(self, runs, target=None, *, observed=None, kind=None, config=None, seeds=None):
+    def __init__(self, runs, target=None, *, observed=None, kind=None, config=None, seeds=None, operator=None,
+                 known=None):
         self.arrays = [np.asarray(r, dtype=np.float32) for r in runs]
         shape = self.arrays[0].shape[1:]
         self.target = np.zeros(shape, np.float32) if target is None else np.asarray(target, np.float32)
@@ -37,6 +42,8 @@ class FakeTrajectory:
         self.kind = kind if kind is not None else ("1d" if self.target.ndim == 1 else "image")
         self.config = {} if config is None else config
         self.n_runs = len(self.arrays)
+        self.operator = operator or {"name": "identity", "options": {}}
+        self.known = None if known is None else np.asarray(known, dtype=np.float64)
         self._seeds = seeds
         self.blocks_read: list[int] = []
         self.frames_read = 0

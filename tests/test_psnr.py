@@ -90,7 +90,7 @@ def test_json_lists_every_run_with_its_seeds_and_curve(target):
     assert [r["run"] for r in out["runs"]] == [0, 1]
     assert out["runs"][1]["seeds"] == {"seed": 1, "weight_seed": 101, "input_seed": 201}
     assert len(out["runs"][0]["psnr"]) == 23
-    keys = {"run", "seeds", "best_psnr", "best_iteration", "final_psnr", "psnr"}
+    keys = {"run", "seeds", "best_psnr", "best_iteration", "final_psnr", "psnr", "ssim_at_best", "final_ssim"}
     assert set(out["runs"][0]) == keys
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from spectral_lab.errors import AnalysisError
 
-__all__ = ["TrajectoryReader", "open_reader", "run_blocks", "run_frames", "map_blocks", "json_float",
+__all__ = ["TrajectoryReader", "open_reader", "operator_name", "require_operator", "run_blocks", "run_frames", "map_blocks", "json_float",
            "json_numbers", "json_safe", "Result"]
 
 
@@ -95,6 +95,19 @@ def map_blocks(traj: TrajectoryReader, r: int, fn: Callable[[np.ndarray], np.nda
     if not parts:
         raise AnalysisError(f"run {r} has no recorded frames")
     return np.concatenate(parts)
+
+
+def operator_name(traj: TrajectoryReader) -> str:
+    """The forward operator of a trajectory (``identity`` for readers that do not say)."""
+    return (getattr(traj, "operator", None) or {"name": "identity"})["name"]
+
+
+def require_operator(traj: TrajectoryReader, allowed: tuple[str, ...], what: str) -> None:
+    """AnalysisError (one line) when the file's operator is not one ``what`` was derived for."""
+    name = operator_name(traj)
+    if name not in allowed:
+        raise AnalysisError(f"{what} assumes {' or '.join(allowed)} as the forward operator; this file's "
+                            f"operator is {name} (task {traj.config.get('task', '?')})")
 
 
 def json_float(value: Any) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader
+from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader, require_operator
 from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.analyze.spectrum import band_power, radial_bands
 from spectral_lab.errors import AnalysisError
@@ -34,6 +34,7 @@ def fitted_fractions(traj, cutoff: float) -> dict[str, np.ndarray]:
     is its target (no noise) raises AnalysisError."""
     if traj.kind != "image":
         raise AnalysisError("fitted fractions are defined for images (C, H, W)")
+    require_operator(traj, ("identity",), "the noise-fit analysis (noise = observation - clean image)")
     clean = np.asarray(traj.target, dtype=np.float64)
     noise = np.asarray(traj.observed, dtype=np.float64) - clean
     high = frequency_radius(clean.shape[-2:]) > cutoff
@@ -105,7 +106,7 @@ def noise_fit_file(traj_or_path: Any, *, cutoff: float | None = None, level: flo
         if not (np.isfinite(cutoff) and cutoff > 0):
             raise AnalysisError(f"cutoff must be a positive number of cycles per pixel, got {cutoff!r}")
         fr = fitted_fractions(traj, cutoff)
-        scores = psnr_file(traj)
+        scores = psnr_file(traj, with_ssim=False)
     runs = []
     for r, run in enumerate(scores.runs):
         nu, eta = fr["noise_fitted"][r], fr["highfreq_fitted"][r]

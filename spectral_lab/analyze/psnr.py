@@ -1,7 +1,15 @@
-"""Peak signal-to-noise ratio of recorded outputs against the clean target.
+"""Peak signal-to-noise ratio (and SSIM) of recorded outputs against the clean target.
 
 PSNR(x, ref) = 10 log10(data_range**2 / MSE(x, ref)), MSE the mean over every element
-(all channels and pixels, or all samples of a 1D signal), computed in float64.
+(all channels and pixels, or all samples of a 1D signal), computed in float64; with
+``weights`` w (per sample, shared by the channels) MSE = Σ w (x − ref)² / (C Σ w).
+
+Regions (inpainting files): ``all`` the whole signal, ``hole`` the unknown samples
+(w = 1 − m), ``known`` the observed ones (w = m). ``scale`` S > 1 scores both images
+after S × S average pooling, with the region's weights pooled alike (a cell counts by
+the fraction of it in the region): the student study's ``psnr_coarse`` at S = 4. SSIM
+is scikit-image's ``structural_similarity`` (Gaussian window, σ = 1.5, its default
+constants), averaged over the region's SSIM map, at each run's best and final frame.
 An exact reconstruction (MSE == 0) has PSNR = +inf; in JSON that value is written as
 ``null`` (JSON has no infinity), see `PsnrResult.to_json`.
 
@@ -11,7 +19,7 @@ calls it once per chunk of frames, so memory stays bounded by one chunk.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,10 +27,14 @@ import numpy as np
 from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader
 from spectral_lab.errors import AnalysisError
 
-__all__ = ["psnr", "psnr_file", "default_data_range", "PsnrResult", "RunPsnr"]
+__all__ = ["psnr", "psnr_file", "default_data_range", "PsnrResult", "RunPsnr", "REGIONS", "region_weights",
+           "average_pool", "ssim"]
+
+REGIONS = ("all", "hole", "known")
 
 
-def psnr(frames: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> np.ndarray:
+def psnr(frames: np.ndarray, reference: np.ndarray, data_range: float = 1.0,
+         weights: np.ndarray | None = None) -> np.ndarray:
     """PSNR in dB of each frame against a reference.
 
     Parameters
@@ -33,6 +45,8 @@ def psnr(frames: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> 
         The clean signal.
     data_range : float
         Peak-to-peak range of the signal scale (1.0 for images in [0, 1]); must be > 0.
+    weights : array, optional
+        Per-sample weights broadcastable to ``reference`` (a region, see `region_weights`).
 
     Returns
     -------
@@ -58,7 +72,13 @@ def psnr(frames: np.ndarray, reference: np.ndarray, data_range: float = 1.0) -> 
             "expected (T, *reference.shape) or reference.shape"
         )
     diff = frames.astype(np.float64) - reference
-    mse = np.mean(diff.reshape(len(frames), -1) ** 2, axis=1)
+    if weights is None:
+        mse = np.mean(diff.reshape(len(frames), -1) ** 2, axis=1)
+    else:
+        w = np.broadcast_to(np.asarray(weights, dtype=np.float64), reference.shape)
+        if not w.sum() > 0:
+            raise AnalysisError("the region holds no sample")
+        mse = np.sum((diff**2 * w).reshape(len(frames), -1), axis=1) / w.sum()
     with np.errstate(divide="ignore"):
         return 10.0 * np.log10(float(data_range) ** 2 / mse)
 
@@ -90,15 +110,22 @@ class RunPsnr(Result):
     best_psnr: float
     best_iteration: int
     final_psnr: float
+    ssim_at_best: float | None = None
+    final_ssim: float | None = None
 
 
 @dataclass(frozen=True)
 class PsnrResult(Result):
-    """`psnr_file` result: the observation's PSNR and one `RunPsnr` per run."""
+    """`psnr_file` result: the observation's PSNR (NaN where it has another grid or no value
+    in the region), one `RunPsnr` per run, the region and scale scored, and the task's
+    classical baselines (`spectral_lab.analyze.baselines`) scored the same way."""
 
     observed_psnr: float
     data_range: float
     runs: tuple[RunPsnr, ...]
+    region: str = "all"
+    scale: int = 1
+    baselines: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """A JSON-serialisable dict (``json.dumps(..., allow_nan=False)`` accepts it).
@@ -109,6 +136,9 @@ class PsnrResult(Result):
         return {
             "observed_psnr": json_float(self.observed_psnr),
             "data_range": self.data_range,
+            "region": self.region,
+            "scale": self.scale,
+            "baselines": {k: json_float(v) for k, v in self.baselines.items()},
             "runs": [
                 {
                     "run": r.run,
@@ -116,6 +146,8 @@ class PsnrResult(Result):
                     "best_psnr": json_float(r.best_psnr),
                     "best_iteration": r.best_iteration,
                     "final_psnr": json_float(r.final_psnr),
+                    "ssim_at_best": None if r.ssim_at_best is None else json_float(r.ssim_at_best),
+                    "final_ssim": None if r.final_ssim is None else json_float(r.final_ssim),
                     "psnr": [json_float(v) for v in r.psnr],
                 }
                 for r in self.runs
@@ -133,8 +165,60 @@ def run_psnr_from_curve(run: int, seeds: dict, curve: np.ndarray) -> RunPsnr:
     return RunPsnr(run, dict(seeds), curve, float(curve[best]), best, float(curve[-1]))
 
 
+def region_weights(traj: Any, region: str) -> np.ndarray | None:
+    """The weights of a region of a trajectory: None for ``all``; 1 − m or m of its mask
+    (``(1, *spatial)``) for ``hole`` and ``known``; AnalysisError for a file without a mask."""
+    if region not in REGIONS:
+        raise AnalysisError(f"unknown region {region!r}; choose from {', '.join(REGIONS)}")
+    if region == "all":
+        return None
+    known = getattr(traj, "known", None)
+    if known is None:
+        op = (getattr(traj, "operator", None) or {"name": "identity"})["name"]
+        raise AnalysisError(f"--region {region} needs an inpainting file (a mask operator); this file's "
+                            f"operator is {op}: every sample is observed")
+    w = 1.0 - known if region == "hole" else known
+    if not w.sum() > 0:
+        raise AnalysisError(f"the {region} region of this file holds no sample")
+    return w if traj.kind == "image" else w.reshape(w.shape[1:])
+
+
+def average_pool(x: np.ndarray, scale: int, *, spatial_dims: int) -> np.ndarray:
+    """Mean over ``scale``-sized cells of the last ``spatial_dims`` axes (a remainder is cut)."""
+    if scale == 1:
+        return np.asarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    lead = x.shape[: x.ndim - spatial_dims]
+    sides = x.shape[x.ndim - spatial_dims:]
+    cells = [n // scale for n in sides]
+    if min(cells) < 1:
+        raise AnalysisError(f"scale {scale} is larger than the signal ({'x'.join(map(str, sides))})")
+    x = x[(...,) + tuple(slice(0, c * scale) for c in cells)]
+    shape = lead + tuple(v for c in cells for v in (c, scale))
+    return x.reshape(shape).mean(axis=tuple(len(lead) + 2 * i + 1 for i in range(spatial_dims)))
+
+
+def ssim(frame: np.ndarray, reference: np.ndarray, data_range: float = 1.0,
+         weights: np.ndarray | None = None) -> float:
+    """scikit-image's SSIM of one image ``(C, H, W)`` against the reference, averaged over
+    the SSIM map (weighted by ``weights`` when given); NaN for 1D signals or images smaller
+    than its 7 × 7 window."""
+    frame, reference = np.asarray(frame, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if reference.ndim != 3 or min(reference.shape[1:]) < 7:
+        return float("nan")
+    from skimage.metrics import structural_similarity
+
+    _, smap = structural_similarity(frame, reference, data_range=data_range, channel_axis=0, full=True,
+                                    gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    if weights is None:
+        return float(smap.mean())
+    w = np.broadcast_to(np.asarray(weights, dtype=np.float64), smap.shape)
+    return float((smap * w).sum() / w.sum())
+
+
 def psnr_file(
-    traj_or_path: Any, chunk: int | None = None, *, data_range: float | None = None
+    traj_or_path: Any, chunk: int | None = None, *, data_range: float | None = None, region: str = "all",
+    scale: int = 1, with_ssim: bool = True,
 ) -> PsnrResult:
     """Stream every run of a trajectory and score each frame against the clean target.
 
@@ -147,21 +231,54 @@ def psnr_file(
     data_range : float or None
         PSNR range; None uses `default_data_range` (1.0 for images, the target's
         peak-to-peak value for 1D signals).
+    region : {"all", "hole", "known"}
+        Which samples count (``hole``/``known``: inpainting files).
+    scale : int >= 1
+        Score after ``scale`` × ``scale`` average pooling.
+    with_ssim : bool
+        Also SSIM at each run's best and final frame (images).
 
     Returns
     -------
     PsnrResult
         ``observed_psnr``: PSNR of ``traj.observed`` against ``traj.target`` (+inf when
-        they are equal, as in the "fit" task). Per run: the PSNR curve (entry i is
-        iteration i), the oracle best PSNR and its iteration (first of ties), the final
-        PSNR.
+        they are equal, as in the "fit" task; NaN when the observation has another grid, as
+        in super-resolution, or no value in the region, as in an inpainting hole). Per run:
+        the PSNR curve (entry i is iteration i), the oracle best PSNR and its iteration
+        (first of ties), the final PSNR, SSIM there. ``baselines``: the task's classical
+        baselines scored alike.
     """
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+        raise AnalysisError(f"scale must be an integer >= 1, got {scale!r}")
     with open_reader(traj_or_path) as traj:
+        dims = 1 if traj.kind == "1d" else 2
         target = np.asarray(traj.target, dtype=np.float64)
         if data_range is None:
             data_range = default_data_range(traj.kind, target)
-        observed_psnr = float(psnr(traj.observed, target, data_range)[0])
-        runs = [run_psnr_from_curve(r, traj.run_seeds(r), map_blocks(traj, r, lambda b: psnr(b, target, data_range),
-                                                                      chunk))
-                for r in range(traj.n_runs)]
-    return PsnrResult(observed_psnr, float(data_range), tuple(runs))
+        w = region_weights(traj, region)
+        w = None if w is None else average_pool(w, scale, spatial_dims=dims)
+        ref = average_pool(target, scale, spatial_dims=dims)
+
+        def score(block: np.ndarray) -> np.ndarray:
+            return psnr(average_pool(block, scale, spatial_dims=dims), ref, data_range, w)
+
+        observed = np.asarray(traj.observed)
+        observed_psnr = float("nan")
+        if observed.shape == target.shape and region != "hole":
+            observed_psnr = float(score(observed[None])[0])
+        baselines = {}
+        from spectral_lab.analyze.baselines import task_baselines
+
+        for name, out in task_baselines(traj).items():
+            baselines[name] = float(score(out[None])[0])
+        runs = []
+        for r in range(traj.n_runs):
+            run = run_psnr_from_curve(r, traj.run_seeds(r), map_blocks(traj, r, score, chunk))
+            if with_ssim and traj.kind == "image":
+                frames = traj.frames(r)
+                at = {i: average_pool(np.asarray(frames[i]), scale, spatial_dims=dims)
+                      for i in {run.best_iteration, len(run.psnr) - 1}}
+                run = replace(run, ssim_at_best=ssim(at[run.best_iteration], ref, data_range, w),
+                              final_ssim=ssim(at[len(run.psnr) - 1], ref, data_range, w))
+            runs.append(run)
+    return PsnrResult(observed_psnr, float(data_range), tuple(runs), region, int(scale), baselines)

@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader
+from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader, require_operator
 from spectral_lab.analyze.convergence import settle_iteration_per_column
 from spectral_lab.errors import AnalysisError
 from spectral_lab.fourier import frequency_radius
@@ -350,6 +350,8 @@ def spectrum_file(
     with open_reader(traj_or_path) as traj:
         if traj.kind != "image":
             raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
+        if reference == "observed":
+            require_operator(traj, ("identity",), "the spectrum against the observation")
         image = traj.target if reference == "target" else traj.observed
         ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
         band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)

@@ -51,8 +51,10 @@ def cmd_info(a: argparse.Namespace) -> int:
                       f"spectral-lab record --resume {t.path}")
         print(f"  status      {status}" + (f" ({t.message})" if t.message else ""))
         print(f"  signal      {t.kind} {tuple(t.signal_shape)}  ({_signal_summary(cfg)})")
-        print(f"  task        {cfg['task']}" + (f"  noise={cfg['degrade']['noise']} sigma={cfg['degrade']['sigma']}"
-                                                if cfg["task"] == "denoise" else ""))
+        print(f"  task        {_task_summary(cfg, t.operator)}")
+        if not t.has_target:
+            print("  reference   none: recorded from a degraded image alone (PSNR and the other scores need "
+                  "the clean image)")
         opts = ", ".join(f"{k}={v}" for k, v in cfg["model"]["options"].items())
         print(f"  model       {cfg['model']['name']}" + (f" ({opts})" if opts else ""))
         f = cfg["fit"]
@@ -71,12 +73,31 @@ def cmd_info(a: argparse.Namespace) -> int:
     return 0
 
 
+def _task_summary(cfg: dict, operator: dict) -> str:
+    d = cfg["degrade"]
+    parts = [cfg["task"]]
+    if operator["name"] != "identity":
+        opts = ", ".join(f"{k}={v}" for k, v in operator["options"].items())
+        parts.append(f"operator {operator['name']}({opts})")
+    if d.get("noise") not in (None, "none"):
+        parts.append(f"noise={d['noise']} sigma={d['sigma']}")
+    loss = cfg.get("loss") or {"name": "mse", "options": {}}
+    if loss["name"] != "mse" or loss["options"]:
+        parts.append(f"loss {loss['name']}" + (f"({', '.join(f'{k}={v}' for k, v in loss['options'].items())})"
+                                               if loss["options"] else ""))
+    if cfg["fit"].get("input_image"):
+        parts.append(f"input image {cfg['fit']['input_image']}")
+    return "  ".join(parts)
+
+
 def _signal_summary(cfg: dict) -> str:
     s = cfg["signal"]
     if s["kind"] == "sines":
         return f"sines k={list(s['freqs'])} A={list(s['amps'])} N={s['length']}"
     if s["kind"] == "image":
-        return f"image {s['image'] or 'matplotlib sample (grace_hopper.jpg)'} downsample={s['downsample']}"
+        observed = f"observed {s['observed']}, " if s.get("observed") else ""
+        clean = s["image"] or ("none" if s.get("observed") else "matplotlib sample (grace_hopper.jpg)")
+        return f"{observed}image {clean} downsample={s['downsample']}"
     return f"triangle size={s['size']} pattern_fraction={s['pattern_fraction']}"
 
 

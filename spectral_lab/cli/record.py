@@ -21,6 +21,7 @@ def _freqs(text: str) -> tuple[float, ...]:
 
 def add_parser(sub) -> None:
     from ..config import PRESETS, SIGNAL_KINDS, TASKS, VARY
+    from ..losses import LOSSES
     from ..models import MODELS
     from ..models.base import INPUT_DISTRIBUTIONS
     from ..models.dip import UPSAMPLE_MODES
@@ -42,8 +43,20 @@ def add_parser(sub) -> None:
     g.add_argument("--downsample", type=int, help="integer anti-aliased down-sampling factor")
     g.add_argument("--size", type=int, help="side of the synthetic triangle image")
     g.add_argument("--pattern-fraction", type=float, help="area fraction of the triangle's fine pattern")
+    g.add_argument("--observed", metavar="PATH",
+                   help="a degraded image you already have (a noisy photograph): fitted as it is, no synthetic "
+                        "degradation; --image is then the optional clean reference")
     g = r.add_argument_group("task and degradation")
-    g.add_argument("--task", choices=TASKS)
+    g.add_argument("--task", choices=TASKS, metavar="TASK",
+                   help="; ".join(f"{k}: {v.help}" for k, v in TASKS.items()) + " (default: the preset's)")
+    g.add_argument("--drop", type=float, metavar="RATE", help="inpaint: fraction of pixels dropped at random, in (0, 1)")
+    g.add_argument("--mask", metavar="PATH", help="inpaint: mask image of the image's size, nonzero = known")
+    g.add_argument("--factor", type=int, help="superres: down-sampling factor of the observation (e.g. 4)")
+    g.add_argument("--operator-opt", type=key_value, action="append", metavar="KEY=VALUE",
+                   help="an option of the task's operator, e.g. --operator-opt kernel=box (superres)")
+    g.add_argument("--loss", choices=LOSSES.names(), metavar="LOSS", help=registry_help(LOSSES, "data term"))
+    g.add_argument("--loss-opt", type=key_value, action="append", metavar="KEY=VALUE",
+                   help="an option of the loss, e.g. --loss-opt scales=[1,2] --loss-opt weights=[1,0.5]")
     g.add_argument("--noise", choices=NOISE_KINDS, help="noise of the denoise task")
     g.add_argument("--sigma", type=float, help="noise standard deviation on the 0-255 scale (default 25)")
     g.add_argument("--noise-cutoff", type=float, help="cut-off of the low-frequency noise, cycles per sample")
@@ -75,6 +88,8 @@ def add_parser(sub) -> None:
     g.add_argument("--reg-noise-std", type=float, help="std of the input perturbation at each step")
     g.add_argument("--input-dist", choices=INPUT_DISTRIBUTIONS)
     g.add_argument("--input-scale", type=float)
+    g.add_argument("--input-image", metavar="PATH",
+                   help="a guide image as the network's input z instead of noise (flash / no-flash)")
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is much "
                                                 "faster when other processes share the cores")
@@ -91,14 +106,25 @@ def add_parser(sub) -> None:
     r.set_defaults(func=cmd_record)
 
 
+# flags that only a task uses: refused with another task instead of ignored
+TASK_FLAGS = {"drop": "inpaint", "mask": "inpaint", "factor": "superres"}
+# flags naming an image file: they imply --signal image
+IMAGE_FLAGS = ("image", "observed", "mask", "input_image")
+
+
+def _path(p: str | None) -> str | None:
+    """An absolute path, so that the stored configuration resumes from any folder."""
+    return None if p is None else str(Path(p).expanduser().resolve())
+
+
 def record_overrides(a: argparse.Namespace) -> dict:
     """Only the flags the user gave, as config section overrides."""
     def given(d: dict) -> dict:
         return {k: v for k, v in d.items() if v is not None}
 
     sig = given({"kind": a.signal, "freqs": a.freqs, "amps": a.amps, "phases": a.phases, "length": a.length,
-                 "image": a.image, "grey": a.grey, "downsample": a.downsample, "size": a.size,
-                 "pattern_fraction": a.pattern_fraction})
+                 "image": _path(a.image), "grey": a.grey, "downsample": a.downsample, "size": a.size,
+                 "pattern_fraction": a.pattern_fraction, "observed": _path(a.observed)})
     deg = given({"noise": a.noise, "sigma": a.sigma, "cutoff": a.noise_cutoff, "seed": a.noise_seed,
                  "probe": a.probe})
     fit = given({"iterations": a.iterations, "lr": a.lr, "optimizer": a.optimizer,
@@ -106,6 +132,13 @@ def record_overrides(a: argparse.Namespace) -> dict:
                  "runs": a.runs, "seed": a.seed, "vary": a.vary, "device": a.device})
     if a.optimizer_opt:
         fit["optimizer_options"] = dict(a.optimizer_opt)
+    if a.input_image is not None:
+        fit["input_image"] = _path(a.input_image)
+    op = dict(a.operator_opt or [])
+    op.update(given({"drop": a.drop, "mask": _path(a.mask), "factor": a.factor}))
+    loss = given({"name": a.loss})
+    if a.loss_opt:
+        loss["options"] = dict(a.loss_opt)
     rec = given({"dtype": a.dtype, "compression": a.compression, "flush_seconds": a.flush_seconds,
                  "checkpoint_seconds": a.checkpoint_seconds})
     opts = dict(a.model_opt or [])
@@ -113,6 +146,10 @@ def record_overrides(a: argparse.Namespace) -> dict:
         if getattr(a, key) is not None:
             opts[key] = getattr(a, key)
     out: dict = {"signal": sig, "degrade": deg, "fit": fit, "record": rec}
+    if op:
+        out["operator"] = {"options": op}
+    if loss:
+        out["loss"] = loss
     if a.model is not None or opts:
         out["model"] = {k: v for k, v in {"name": a.model, "options": opts}.items() if v}
     if a.task is not None:
@@ -124,7 +161,12 @@ def build_config(a: argparse.Namespace):
     """Preset (quick unless --preset paper) for the signal kind, then the explicit flags."""
     from ..config import RunConfig, apply_overrides, preset
 
-    kind = a.signal or "sines"
+    implied = [f"--{f.replace('_', '-')}" for f in IMAGE_FLAGS if getattr(a, f) is not None]
+    if implied and a.signal not in (None, "image"):
+        raise ConfigError(f"{implied[0]} names an image file, but --signal is {a.signal}")
+    kind = a.signal or ("image" if implied else "sines")
+    if implied:
+        a.signal = kind
     base = preset(a.preset or "quick", kind)
     if a.model is not None and a.model != base["model"]["name"]:
         # the preset's model options and input belong to its own model family
@@ -132,8 +174,11 @@ def build_config(a: argparse.Namespace):
         base["fit"] = {k: v for k, v in base["fit"].items() if k not in ("input_dist", "input_scale")}
     if a.task is None and a.noise is not None and a.noise != "none":
         base["task"] = "denoise"
-    cfg = apply_overrides(RunConfig(), base)
-    return apply_overrides(cfg, record_overrides(a))
+    cfg = apply_overrides(apply_overrides(RunConfig(), base), record_overrides(a))
+    for flag, task in TASK_FLAGS.items():
+        if getattr(a, flag) is not None and cfg.task != task:
+            raise ConfigError(f"--{flag} is for --task {task}; this records the {cfg.task} task")
+    return cfg
 
 
 def _default_out(cfg) -> Path:

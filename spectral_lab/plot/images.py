@@ -79,6 +79,34 @@ def spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
     return fig
 
 
+def task_spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
+    """Heat map of one run's missing-content band error E_b(t) and every run's fill times,
+    with the observation's Nyquist frequency marked (super-resolution)."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [1.6, 1]})
+    where = "in the hole" if result.region == "hole" else "over the image"
+    im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges, vmax=2.0,
+                          title=f"run {run}: error of the missing content {where}, per band (E_b)")
+    fig.colorbar(im, ax=axes[0], label="P_b(error) / P_b(clean)")
+    ax = axes[1]
+    edges = result.band_edges
+    for r, times in enumerate(result.fill_times):
+        ax.plot(edges[1:], [np.nan if v is None else v for v in times], "o-", markersize=3, label=f"run {r}")
+    if result.observed_nyquist is not None:
+        for a in axes:
+            if a is axes[0]:
+                a.axhline(result.observed_nyquist, color="w", linestyle="--", linewidth=1)
+            else:
+                a.axvline(result.observed_nyquist, color="k", linestyle="--", linewidth=1,
+                          label=f"observation's Nyquist {result.observed_nyquist:g}")
+    ax.set_xlabel("band upper edge (cycles/pixel)")
+    ax.set_ylabel(f"fill time (E_b ≤ {result.threshold:g} from then on), iterations")
+    ax.set_title("when each band of the missing content is restored (missing = never)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def psnr_figure(result, *, title: str) -> Figure:
     """PSNR of every run over iterations, the observation's PSNR, and each run's best."""
     fig, ax = plt.subplots(figsize=(8, 4.5))

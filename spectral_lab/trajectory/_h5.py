@@ -18,7 +18,7 @@ from pathlib import Path
 
 import h5py
 
-from ..errors import TrajectoryError
+from ..errors import SpectralLabError, TrajectoryError
 
 def locked_by_other(path: Path) -> bool:
     """True when another process holds the HDF5 file lock (a live writer)."""
@@ -159,7 +159,7 @@ def refresh(ds) -> None:
 def h5_errors(path: Path):
     try:
         yield
-    except TrajectoryError:
+    except SpectralLabError:  # our own one-line errors (a missing reference, ...) pass as they are
         raise
     except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise TrajectoryError(f"{path} is truncated, corrupted or of another layout ({exc})") from None

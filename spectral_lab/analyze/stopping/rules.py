@@ -11,6 +11,11 @@ besides the frame stream(s):
 - ``twin``: the frames of a twin file and the twin's perturbation (``twin_frames``,
   ``delta``, ``epsilon``; see `spectral_lab.analyze.stopping.sure`).
 
+``operators`` (metadata, default: any) lists the forward operators a rule was derived for:
+the rules that compare outputs with the observation sample by sample assume A = I and
+refuse an inpainting or super-resolution file in one line; ES-WMV and the pair divergence
+read the outputs only and take any task.
+
 A new rule is one decorated function: ``@RULES.register("name", needs=("sigma",))``; the
 CLI's ``--rule`` choices, and which of ``--sigma`` / ``--twin`` a rule takes, follow.
 """
@@ -264,7 +269,7 @@ def _noise_level(estimate: np.ndarray, sigma: float, clip: tuple[float, float] |
     return sigma**2 if clip is None else clipped_noise_variance(estimate, sigma, lo=clip[0], hi=clip[1])
 
 
-@RULES.register("discrepancy", help="Morozov's discrepancy principle: first frame whose residual reaches the noise level", needs=("observed", "sigma", "clip"))
+@RULES.register("discrepancy", help="Morozov's discrepancy principle: first frame whose residual reaches the noise level", needs=("observed", "sigma", "clip"), operators=("identity",))
 def discrepancy_rule(
     frames: Iterable[np.ndarray],
     observed: np.ndarray,
@@ -311,7 +316,7 @@ def discrepancy_rule(
     return t
 
 
-@RULES.register("pair_discrepancy", help="ours: the discrepancy principle on two runs' mean residual; output their average", needs=("observed", "sigma", "clip", "pair"))
+@RULES.register("pair_discrepancy", help="ours: the discrepancy principle on two runs' mean residual; output their average", needs=("observed", "sigma", "clip", "pair"), operators=("identity",))
 def pair_discrepancy_rule(
     frames_a: Iterable[np.ndarray],
     frames_b: Iterable[np.ndarray],

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_float, open_reader, run_frames
+from spectral_lab.analyze._io import Result, json_float, open_reader, require_operator, run_frames
 from spectral_lab.analyze.psnr import default_data_range, psnr, run_psnr_from_curve
 from spectral_lab.analyze.stopping.rules import RULES
 from spectral_lab.analyze.stopping.sure import check_twin
@@ -145,6 +145,8 @@ def stop_file(
         target = np.asarray(traj.target, dtype=np.float64)
         if data_range is None:
             data_range = default_data_range(traj.kind, target)
+        if entry.get("operators") is not None:
+            require_operator(traj, tuple(entry["operators"]), f"the {rule} rule")
         if rule == "sure":
             _check_white_noise(traj)
         if "observed" in needs:

@@ -211,7 +211,8 @@ def check_twin(traj, twin) -> tuple[np.ndarray, float]:
 
 
 @RULES.register("sure", help="SURE (Jo et al. 2021), white noise; its degrees of freedom from a twin file "
-                "(record --probe)", needs=("observed", "sigma", "twin"), per_run=("dof",))
+                "(record --probe)", needs=("observed", "sigma", "twin"), per_run=("dof",),
+                operators=("identity",))
 def sure_rule(
     frames: Iterable[np.ndarray],
     observed: np.ndarray,

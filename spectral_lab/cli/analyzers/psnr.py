@@ -1,40 +1,60 @@
-"""``analyze|plot psnr``: PSNR of every frame against the clean target."""
+"""``analyze|plot psnr``: PSNR (and SSIM) of every frame against the clean target, per region and scale."""
 
 from __future__ import annotations
+
+import math
 
 from .._common import dump
 from . import analyzer
 
 
+def _args(p) -> None:
+    from ...analyze.psnr import REGIONS
+
+    p.add_argument("file")
+    p.add_argument("--region", choices=REGIONS, default="all",
+                   help="all pixels (default), the inpainting hole (the masked-out pixels) or the known ones")
+    p.add_argument("--scale", type=int, default=1,
+                   help="score after S x S average pooling (S = 4: the student study's psnr_coarse)")
+
+
+def _scores(a):
+    from ...analyze.psnr import psnr_file
+
+    return psnr_file(a.file, region=a.region, scale=a.scale)
+
+
+def _db(v) -> str:
+    return "n/a" if v is None or not math.isfinite(v) else f"{v:.2f} dB"
+
+
 def plot_psnr(a) -> int:
     from ... import plot
-    from ...analyze.psnr import psnr_file
     from ...plot.images import psnr_figure
     from ...trajectory import open_trajectory
 
-    res = psnr_file(a.file)
+    res = _scores(a)
     with open_trajectory(a.file) as t:
         title = plot.title_of(t.config)
     print(f"wrote {plot.save(psnr_figure(res, title=title), a.output)}")
     return 0
 
 
-def _args(p):
-    p.add_argument("file")
-
-
-@analyzer("psnr", help="PSNR of every frame against the clean target, best iteration, observation's PSNR",
-          add_arguments=_args, plot=plot_psnr)
+@analyzer("psnr", help="PSNR (and SSIM) of every frame against the clean target, best iteration, the "
+          "observation's and the task's baselines", add_arguments=_args, plot=plot_psnr)
 def analyze_psnr(a) -> int:
-    from ...analyze.psnr import psnr_file
-
-    res = psnr_file(a.file)
+    res = _scores(a)
     if a.json:
         dump({"file": str(a.file), **res.to_json()})
         return 0
-    print(f"{a.file}: PSNR against the clean target (data range {res.data_range:g}); "
-          f"observation {res.observed_psnr:.2f} dB")
+    where = "" if res.region == "all" else f" in the {res.region} region"
+    where += "" if res.scale == 1 else f" after {res.scale}x{res.scale} average pooling"
+    base = "".join(f"; {k} {_db(v)}" for k, v in res.baselines.items())
+    print(f"{a.file}: PSNR against the clean target{where} (data range {res.data_range:g}); "
+          f"observation {_db(res.observed_psnr)}{base}")
     for run in res.runs:
-        print(f"  run {run.run}: best {run.best_psnr:.2f} dB at iteration {run.best_iteration}, "
+        ssim = "" if run.ssim_at_best is None or not math.isfinite(run.ssim_at_best) else (
+            f" (SSIM {run.ssim_at_best:.3f})")
+        print(f"  run {run.run}: best {run.best_psnr:.2f} dB at iteration {run.best_iteration}{ssim}, "
               f"final {run.final_psnr:.2f} dB")
     return 0
