@@ -15,7 +15,7 @@ from typing import Callable
 
 from ...registry import Registry
 
-__all__ = ["Analyzer", "ANALYZERS", "analyzer", "add_analyze_parsers", "add_plot_parsers"]
+__all__ = ["Analyzer", "ANALYZERS", "analyzer", "save_figure", "add_analyze_parsers", "add_plot_parsers"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,17 @@ def analyzer(name: str, *, help: str, add_arguments: Callable, plot: Callable | 
         return fn
 
     return deco
+
+
+def save_figure(a, draw: Callable) -> int:
+    """``draw(title)`` -> Figure, titled with what the file ran, saved to ``a.output``."""
+    from ... import plot
+    from ...trajectory import open_trajectory
+
+    with open_trajectory(a.file) as t:
+        title = plot.title_of(t.config)
+    print(f"wrote {plot.save(draw(title), a.output)}")
+    return 0
 
 
 def add_analyze_parsers(sub) -> None:

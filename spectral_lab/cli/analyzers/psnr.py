@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .._common import dump
-from . import analyzer
+from . import analyzer, save_figure
 
 
 def _args(p) -> None:
@@ -29,15 +29,10 @@ def _db(v) -> str:
 
 
 def plot_psnr(a) -> int:
-    from ... import plot
     from ...plot.images import psnr_figure
-    from ...trajectory import open_trajectory
 
     res = _scores(a)
-    with open_trajectory(a.file) as t:
-        title = plot.title_of(t.config)
-    print(f"wrote {plot.save(psnr_figure(res, title=title), a.output)}")
-    return 0
+    return save_figure(a, lambda title: psnr_figure(res, title=title))
 
 
 @analyzer("psnr", help="PSNR (and SSIM) of every frame against the clean target, best iteration, the "

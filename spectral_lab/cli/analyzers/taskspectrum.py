@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._common import dump, fmt_it
-from . import analyzer
+from . import analyzer, save_figure
 
 
 def _args(p) -> None:
@@ -22,15 +22,10 @@ def _result(a):
 
 
 def plot_taskspectrum(a) -> int:
-    from ... import plot
     from ...plot.images import task_spectrum_figure
-    from ...trajectory import open_trajectory
 
     res = _result(a)
-    with open_trajectory(a.file) as t:
-        title = plot.title_of(t.config)
-    print(f"wrote {plot.save(task_spectrum_figure(res, run=a.run, title=title), a.output)}")
-    return 0
+    return save_figure(a, lambda title: task_spectrum_figure(res, run=a.run, title=title))
 
 
 @analyzer("taskspectrum", help="which frequency bands of the missing content (inpainting hole, super-resolution's "
