@@ -57,14 +57,16 @@ class FitState:
     def noise_generators(self) -> list[torch.Generator]:
         return self.generators["input_noise"]
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, extra: dict | None = None) -> bytes:
+        """The checkpoint; ``extra``: the callbacks' own state (a recorder's running statistics)."""
         buf = io.BytesIO()
         torch.save({"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
                     "generators": {k: [g.get_state() for g in gs] for k, gs in self.generators.items()},
-                    "iteration": self.iteration}, buf)
+                    "iteration": self.iteration, "extra": extra or {}}, buf)
         return buf.getvalue()
 
-    def load_bytes(self, blob: bytes) -> None:
+    def load_bytes(self, blob: bytes) -> dict:
+        """Restore a checkpoint; returns its ``extra`` state."""
         device = next(self.net.parameters()).device
         state = torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
         self.net.load_state_dict(state["net"])
@@ -76,6 +78,7 @@ class FitState:
                 for g, s in zip(gens, saved[key]):
                     g.set_state(s.cpu())
         self.iteration = int(state["iteration"])
+        return dict(state.get("extra") or {})
 
 
 class Callback:
@@ -104,7 +107,7 @@ class FitResult:
 
 
 def make_fit_state(net: RunNet, *, lr: float, optimizer: str = "adam", optimizer_options=None,
-                   noise_seeds: Sequence[int] | None = None) -> FitState:
+                   noise_seeds: Sequence[int] | None = None, context=None) -> FitState:
     """A fresh state: the optimiser over the stacked parameters, and per run one generator of
     each stream in `GENERATOR_STREAMS`, seeded from ``noise_seeds`` (default 0..R-1)."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and 0 < lr <= MAX_LR):
@@ -114,7 +117,7 @@ def make_fit_state(net: RunNet, *, lr: float, optimizer: str = "adam", optimizer
     gens = {use: [torch.Generator().manual_seed(stream_seed(s, stream)) for s in seeds]
             for use, stream in GENERATOR_STREAMS.items()}
     opt = make_optimizer(optimizer, net.parameters(), lr=lr, generators=gens["optimizer"],
-                         options=optimizer_options)
+                         options=optimizer_options, context=context)
     return FitState(net=net, optimizer=opt, generators=gens)
 
 

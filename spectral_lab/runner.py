@@ -60,6 +60,16 @@ def with_guide_channels(cfg: RunConfig, problem: Problem) -> RunConfig:
     return apply_overrides(cfg, {"model": {"options": {"in_channels": channels}}})
 
 
+def fit_context(cfg: RunConfig, problem: Problem) -> dict:
+    """What an optimiser may need of the problem (`spectral_lab.optim.CONTEXT`): the number of
+    observed samples and the noise level in signal units (None without synthetic noise)."""
+    known = problem.operator.known
+    channels = problem.observed_model_shape[0]
+    n = int(known.sum() * channels) if known is not None else int(problem.observed.size)
+    noisy = cfg.task != "fit" and cfg.degrade.noise not in (None, "none") and cfg.degrade.sigma > 0
+    return {"n_observed": n, "noise_sigma": cfg.degrade.sigma / 255.0 if noisy else None}
+
+
 def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = None
                 ) -> tuple[FitState, torch.Tensor, torch.Tensor]:
     """Network, optimiser state, input z ``(R, C_in, *spatial)`` and observation y on ``device``."""
@@ -87,7 +97,7 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
                           f"{problem.model_shape}: {type(exc).__name__}: {reason}") from None
     state = make_fit_state(net, lr=cfg.fit.lr, optimizer=cfg.fit.optimizer,
                            optimizer_options=dict(cfg.fit.optimizer_options),
-                           noise_seeds=[s["input_seed"] for s in seeds])
+                           noise_seeds=[s["input_seed"] for s in seeds], context=fit_context(cfg, problem))
     y = torch.from_numpy(problem.observed).reshape(problem.observed_model_shape).to(device)
     return state, z.to(device), y
 
@@ -150,8 +160,9 @@ def record(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, progress
                           observed=problem.observed, run_seeds=seeds, iterations=cfg.fit.iterations,
                           dtype=cfg.record.dtype, compression=cfg.record.compression, overwrite=overwrite,
                           operator={"name": op.name, "options": op.options, "arrays": op.arrays},
-                          signal_shape=problem.shape)
-    return _run(cfg, problem, loss, state, z, y, f, 0, progress, should_stop, callbacks)
+                          signal_shape=problem.shape, posterior=cfg.record.burn_in is not None,
+                          snapshots=cfg.record.snapshots, n_params=state.net.parameters_per_run())
+    return _run(cfg, problem, loss, state, z, y, f, 0, 0, {}, progress, should_stop, callbacks)
 
 
 def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[], bool] | None = None,
@@ -163,18 +174,20 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
         problem = make_problem(cfg)
         loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
         state, z, y = prepare_fit(cfg, problem)
-        if point.blob is not None:
-            state.load_bytes(point.blob)
+        extra = state.load_bytes(point.blob) if point.blob is not None else {}
     except BaseException:
         f.close()
         raise
-    return _run(cfg, problem, loss, state, z, y, f, point.frames, progress, should_stop, callbacks)
+    return _run(cfg, problem, loss, state, z, y, f, point.frames, point.iteration, extra, progress, should_stop,
+                callbacks)
 
 
-def _run(cfg, problem, loss, state, z, y, f, frames, progress, should_stop, callbacks) -> FitResult:
+def _run(cfg, problem, loss, state, z, y, f, frames, iteration, extra, progress, should_stop, callbacks) -> FitResult:
     try:
-        recorder = TrajectoryRecorder(f, frames=frames, flush_seconds=cfg.record.flush_seconds,
-                                      checkpoint_seconds=cfg.record.checkpoint_seconds)
+        r = cfg.record
+        recorder = TrajectoryRecorder(f, frames=frames, iteration=iteration, flush_seconds=r.flush_seconds,
+                                      checkpoint_seconds=r.checkpoint_seconds, every=r.every, burn_in=r.burn_in,
+                                      snapshots=r.snapshots, state=extra)
     except BaseException:
         f.close()
         raise

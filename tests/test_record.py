@@ -271,10 +271,10 @@ def test_writer_under_a_slow_disk_loses_no_frame_and_keeps_order(tiny_config, tm
     original = rec._Writer.write_frames
     starts = []
 
-    def slow_disk(self, start, outputs, losses):
+    def slow_disk(self, start, outputs, losses, *rest):
         time.sleep(0.02)  # every block waits: the bounded queue fills and training has to wait
         starts.append(start)
-        return original(self, start, outputs, losses)
+        return original(self, start, outputs, losses, *rest)
 
     monkeypatch.setattr(rec._Writer, "write_frames", slow_disk)
     runner.record(cfg, tmp_path / "slow.h5", progress=False)

@@ -81,6 +81,7 @@ def test_a_registered_model_optimizer_and_rule_run_through_the_cli(toys, tmp_pat
 
 def test_a_registered_entry_shows_in_the_cli_help(toys, capsys):
     code, text, _ = run_cli(capsys, "record", "--help")
+    text = " ".join(text.split())  # argparse wraps lines
     assert code == 0
     assert "toy (one 1x1 convolution" in text and "toy_sgd (plain SGD with a scaled step" in text
 

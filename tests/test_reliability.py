@@ -147,14 +147,14 @@ def _inject(point: str, nth: int) -> None:
     elif point == "frames":  # one run's block written, the others' not
         orig_frames = W.write_frames
 
-        def write_frames(self, start, outputs, losses):
+        def write_frames(self, start, outputs, losses, *rest):
             if due():
                 ds = self.outputs[0]
                 ds.resize(start + len(outputs), axis=0)
                 ds[start:] = torch.stack(outputs).numpy()[:, 0]
                 self.f.flush()
                 _kill_self()
-            orig_frames(self, start, outputs, losses)
+            orig_frames(self, start, outputs, losses, *rest)
         W.write_frames = write_frames
     elif point == "flush":  # frames flushed, the count that makes them visible not yet
         orig_flush = W.flush

@@ -22,7 +22,8 @@ import numpy as np
 
 from spectral_lab.errors import AnalysisError
 
-__all__ = ["TrajectoryReader", "open_reader", "operator_name", "require_operator", "run_blocks", "run_frames", "map_blocks", "json_float",
+__all__ = ["TrajectoryReader", "open_reader", "operator_name", "require_operator", "frame_iterations",
+           "at_iterations", "run_blocks", "run_frames", "map_blocks", "json_float",
            "json_numbers", "json_safe", "Result"]
 
 
@@ -108,6 +109,22 @@ def require_operator(traj: TrajectoryReader, allowed: tuple[str, ...], what: str
     if name not in allowed:
         raise AnalysisError(f"{what} assumes {' or '.join(allowed)} as the forward operator; this file's "
                             f"operator is {name} (task {traj.config.get('task', '?')})")
+
+
+def frame_iterations(traj: TrajectoryReader, r: int) -> np.ndarray:
+    """The real iteration of each stored frame of run r: with a frame stride (``record.every``)
+    frame i is not iteration i. Readers without the notion: 0, 1, 2, ..."""
+    get = getattr(traj, "frame_iterations", None)
+    return np.asarray(get(r), dtype=np.int64) if get is not None else np.arange(traj.n_frames(r), dtype=np.int64)
+
+
+def at_iterations(iterations: np.ndarray, indices):
+    """Frame indices (an int, None, or a list of them) as the iterations of those frames."""
+    if indices is None:
+        return None
+    if isinstance(indices, (list, tuple)):
+        return type(indices)(at_iterations(iterations, i) for i in indices)
+    return int(iterations[int(indices)])
 
 
 def json_float(value: Any) -> float | None:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import stats
 
 from spectral_lab.analyze import convergence
-from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader
+from spectral_lab.analyze._io import Result, at_iterations, frame_iterations, json_numbers, map_blocks, open_reader
 from spectral_lab.errors import AnalysisError
 
 
@@ -126,6 +126,7 @@ class AmplitudeResult(Result):
     delta: float
     converged_at: list[int | None]
     first_crossing: list[int | None]
+    iterations: np.ndarray | None = None  # the iteration of each row (a frame stride); None: row i
 
     def to_json(self) -> dict:
         """Plain dicts, lists and numbers; never-converged and NaN values become None (JSON null)."""
@@ -138,6 +139,7 @@ class AmplitudeResult(Result):
             "first_crossing": list(self.first_crossing),
             "amplitudes": json_numbers(self.amplitudes),
             "se": json_numbers(self.se),
+            **({} if self.iterations is None else {"iterations": self.iterations.tolist()}),
         }
 
 
@@ -210,8 +212,14 @@ def analyze_amplitudes_file(
                 raise AnalysisError("no frequencies given and the file's signal configuration lists none")
         # Measured before any frame is read, so a bad frequency fails fast.
         reference = amplitudes(np.asarray(traj.target), freqs)[0]
-        return {run: _result(freqs, reference, map_blocks(traj, run, lambda b: amplitudes(b, freqs), chunk), delta)
+        return {run: _result(freqs, reference, map_blocks(traj, run, lambda b: amplitudes(b, freqs), chunk), delta,
+                             _stride(frame_iterations(traj, run)))
                 for run in range(traj.n_runs)}
+
+
+def _stride(iterations: np.ndarray) -> np.ndarray | None:
+    """None when frame i is iteration i (no stride)."""
+    return None if np.array_equal(iterations, np.arange(len(iterations))) else iterations
 
 
 def convergence_table(
@@ -283,19 +291,25 @@ def convergence_table(
     return table
 
 
-def _result(freqs, reference: np.ndarray, frame_amps: np.ndarray, delta: float) -> AmplitudeResult:
+def _result(freqs, reference: np.ndarray, frame_amps: np.ndarray, delta: float,
+            iterations: np.ndarray | None = None) -> AmplitudeResult:
     delta = float(delta)
     if not np.isfinite(delta) or delta < 0:
         raise AnalysisError(f"delta must be a finite number >= 0, got {delta}")
     se = squared_error(frame_amps, reference)
+    settle = convergence.settle_iteration_per_column(se, delta)
+    first = convergence.first_crossing_per_column(se, delta)
+    if iterations is not None:  # a frame stride: frame indices as the iterations they are
+        settle, first = at_iterations(iterations, settle), at_iterations(iterations, first)
     return AmplitudeResult(
         freqs=np.asarray(freqs, dtype=np.float64),
         target_amps=reference,
         amplitudes=frame_amps,
         se=se,
         delta=delta,
-        converged_at=convergence.settle_iteration_per_column(se, delta),
-        first_crossing=convergence.first_crossing_per_column(se, delta),
+        converged_at=settle,
+        first_crossing=first,
+        iterations=iterations,
     )
 
 

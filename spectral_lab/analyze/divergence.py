@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
-from spectral_lab.analyze._io import Result, json_numbers, json_safe, open_reader
+from spectral_lab.analyze._io import Result, at_iterations, frame_iterations, json_numbers, json_safe, open_reader
 from spectral_lab.errors import AnalysisError
 
 __all__ = [
@@ -173,6 +173,11 @@ class DivergenceResult(Result):
     mean_points: list[int]
     seeds: dict[int, dict]
     detector: dict
+    iterations: np.ndarray | None = None  # the iteration of each frame (a frame stride); None: frame i
+
+    def iteration(self, index):
+        """A frame index (or None, or a list) as the iteration of that frame."""
+        return index if self.iterations is None or index is None else at_iterations(self.iterations, index)
 
     def differs(self, pair: tuple[int, int]) -> str | None:
         """`seed_difference` of the two runs of `pair` (None without seeds)."""
@@ -197,8 +202,8 @@ class DivergenceResult(Result):
                     "seeds": {str(i): dict(self.seeds[i]), str(j): dict(self.seeds[j])} if known else None,
                     "differs": self.differs((i, j)),
                     "epsilon": json_numbers(eps),
-                    "convergence_iterations": list(self.points[(i, j)]),
-                    "rebound": json_safe(rebound(eps, self.points[(i, j)])),
+                    "convergence_iterations": self.iteration(list(self.points[(i, j)])),
+                    "rebound": json_safe(self.rebound((i, j))),
                 }
             )
         return {
@@ -207,8 +212,14 @@ class DivergenceResult(Result):
             "pairs": pairs,
             "mean": json_numbers(self.mean),
             "std": json_numbers(self.std),
-            "mean_convergence_iterations": list(self.mean_points),
+            "mean_convergence_iterations": self.iteration(list(self.mean_points)),
+            **({} if self.iterations is None else {"iterations": self.iterations.tolist()}),
         }
+
+    def rebound(self, pair: tuple[int, int]) -> dict:
+        """`rebound` of a pair, its iteration fields as real iterations."""
+        rb = rebound(self.pairs[pair], self.points[pair])
+        return {k: self.iteration(v) if k in ("first", "peak", "reconverged") else v for k, v in rb.items()}
 
 
 def pairwise_divergence(
@@ -297,7 +308,11 @@ def divergence_file(
             for i, j in pairs:
                 eps[(i, j)][start:stop] = divergence(blocks[i], blocks[j])
         seeds = {r: dict(traj.run_seeds(r)) for r in runs}
-    return _result(eps, seeds, detector)
+        its = frame_iterations(traj, runs[0])[:n_iterations]
+    result = _result(eps, seeds, detector)
+    if np.array_equal(its, np.arange(n_iterations)):
+        return result
+    return replace(result, iterations=its)
 
 
 def _result(eps: dict, seeds: dict, detector: dict) -> DivergenceResult:

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader, require_operator
+from spectral_lab.analyze._io import (Result, at_iterations, frame_iterations, json_float, map_blocks, open_reader,
+                                     require_operator)
 from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.analyze.spectrum import band_power, radial_bands
 from spectral_lab.errors import AnalysisError
@@ -107,19 +108,21 @@ def noise_fit_file(traj_or_path: Any, *, cutoff: float | None = None, level: flo
             raise AnalysisError(f"cutoff must be a positive number of cycles per pixel, got {cutoff!r}")
         fr = fitted_fractions(traj, cutoff)
         scores = psnr_file(traj, with_ssim=False)
+        frame_its = [frame_iterations(traj, r) for r in range(traj.n_runs)]
     runs = []
     for r, run in enumerate(scores.runs):
         nu, eta = fr["noise_fitted"][r], fr["highfreq_fitted"][r]
         defined = bool(np.isfinite(eta).all())
-        t_nu = first_reaching(nu, level)
-        t_eta = first_reaching(eta, level) if defined else None
+        its = frame_its[r]
+        t_nu = at_iterations(its, first_reaching(nu, level))
+        t_eta = at_iterations(its, first_reaching(eta, level)) if defined else None
         runs.append({"run": r, "seeds": dict(run.seeds), "t_noise": t_nu, "t_highfreq": t_eta,
                      # None: undefined (no frequency above the cut-off) or neither reached the level
                      "noise_first": None if not defined or (t_nu is None and t_eta is None)
                      else t_nu is not None and (t_eta is None or t_nu < t_eta),
                      "best_iteration": run.best_iteration, "best_psnr": run.best_psnr,
                      "final_psnr": run.final_psnr,
-                     "noise_fitted_at_best": float(nu[run.best_iteration]),
-                     "highfreq_fitted_at_best": float(eta[run.best_iteration]) if defined else None})
+                     "noise_fitted_at_best": float(nu[run.best_frame]),
+                     "highfreq_fitted_at_best": float(eta[run.best_frame]) if defined else None})
     return NoiseFitResult(float(cutoff), float(level), scores.observed_psnr, tuple(runs),
                           fr["noise_fitted"], fr["highfreq_fitted"], np.stack([r.psnr for r in scores.runs]))

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_float, map_blocks, open_reader
+from spectral_lab.analyze._io import Result, frame_iterations, json_float, map_blocks, open_reader
 from spectral_lab.errors import AnalysisError
 
 __all__ = ["psnr", "psnr_file", "default_data_range", "PsnrResult", "RunPsnr", "REGIONS", "region_weights",
@@ -108,10 +108,19 @@ class RunPsnr(Result):
     seeds: dict
     psnr: np.ndarray  # (T,) float64, entry i is iteration i
     best_psnr: float
-    best_iteration: int
+    best_iteration: int  # the real iteration (with a frame stride, not the frame index)
     final_psnr: float
     ssim_at_best: float | None = None
     final_ssim: float | None = None
+    iterations: np.ndarray | None = None  # (T,) the iteration of each entry of psnr; None: 0..T-1
+    posterior_psnr: float | None = None  # the running posterior mean's PSNR (files with a burn-in)
+
+    @property
+    def best_frame(self) -> int:
+        """The index of the best frame in ``psnr``."""
+        if self.iterations is None:
+            return self.best_iteration
+        return int(np.searchsorted(self.iterations, self.best_iteration))
 
 
 @dataclass(frozen=True)
@@ -149,20 +158,43 @@ class PsnrResult(Result):
                     "ssim_at_best": None if r.ssim_at_best is None else json_float(r.ssim_at_best),
                     "final_ssim": None if r.final_ssim is None else json_float(r.final_ssim),
                     "psnr": [json_float(v) for v in r.psnr],
+                    **({} if r.iterations is None else {"iterations": r.iterations.tolist()}),
+                    **({} if r.posterior_psnr is None else {"posterior_psnr": json_float(r.posterior_psnr)}),
                 }
                 for r in self.runs
             ],
         }
 
 
-def run_psnr_from_curve(run: int, seeds: dict, curve: np.ndarray) -> RunPsnr:
-    """Summarise a PSNR curve: best (first of ties, NaN ignored) and final value."""
+def run_psnr_from_curve(run: int, seeds: dict, curve: np.ndarray, iterations: np.ndarray | None = None) -> RunPsnr:
+    """Summarise a PSNR curve: best (first of ties, NaN ignored) and final value; ``iterations``
+    the real iteration of each entry (a frame stride)."""
     if len(curve) == 0:
         raise AnalysisError(f"run {run} has no recorded frames")
     if np.all(np.isnan(curve)):
         raise AnalysisError(f"run {run}: every frame is NaN")
     best = int(np.nanargmax(curve))
-    return RunPsnr(run, dict(seeds), curve, float(curve[best]), best, float(curve[-1]))
+    its = None if iterations is None else np.asarray(iterations[: len(curve)], dtype=np.int64)
+    if its is not None and np.array_equal(its, np.arange(len(curve))):
+        its = None  # no stride: index = iteration
+    return RunPsnr(run, dict(seeds), curve, float(curve[best]), best if its is None else int(its[best]),
+                   float(curve[-1]), iterations=its)
+
+
+def ema_curve(traj: Any, r: int, ema: float, score, chunk: int | None = None) -> np.ndarray:
+    """``score`` of the exponential moving average of run r's stored frames, per frame."""
+    from spectral_lab.analyze._io import run_blocks
+
+    m, out = None, []
+    for _, block in run_blocks(traj, r, chunk):
+        averaged = np.empty(block.shape, dtype=np.float64)
+        for i, x in enumerate(block):
+            m = np.asarray(x, dtype=np.float64) if m is None else ema * m + (1.0 - ema) * x
+            averaged[i] = m
+        out.append(score(averaged))
+    if not out:
+        raise AnalysisError(f"run {r} has no recorded frames")
+    return np.concatenate(out)
 
 
 def region_weights(traj: Any, region: str) -> np.ndarray | None:
@@ -218,7 +250,7 @@ def ssim(frame: np.ndarray, reference: np.ndarray, data_range: float = 1.0,
 
 def psnr_file(
     traj_or_path: Any, chunk: int | None = None, *, data_range: float | None = None, region: str = "all",
-    scale: int = 1, with_ssim: bool = True,
+    scale: int = 1, with_ssim: bool = True, ema: float | None = None,
 ) -> PsnrResult:
     """Stream every run of a trajectory and score each frame against the clean target.
 
@@ -237,6 +269,9 @@ def psnr_file(
         Score after ``scale`` × ``scale`` average pooling.
     with_ssim : bool
         Also SSIM at each run's best and final frame (images).
+    ema : float in (0, 1) or None
+        Score the exponential moving average of the outputs, m_t = ema · m_{t−1} + (1 − ema) x_t
+        over the stored frames (000_…'s "+Avg" schemes), instead of the outputs.
 
     Returns
     -------
@@ -250,6 +285,8 @@ def psnr_file(
     """
     if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
         raise AnalysisError(f"scale must be an integer >= 1, got {scale!r}")
+    if ema is not None and not (isinstance(ema, (int, float)) and 0 < ema < 1):
+        raise AnalysisError(f"the moving average's factor must be in (0, 1), got {ema!r}")
     with open_reader(traj_or_path) as traj:
         dims = 1 if traj.kind == "1d" else 2
         target = np.asarray(traj.target, dtype=np.float64)
@@ -273,12 +310,17 @@ def psnr_file(
             baselines[name] = float(score(out[None])[0])
         runs = []
         for r in range(traj.n_runs):
-            run = run_psnr_from_curve(r, traj.run_seeds(r), map_blocks(traj, r, score, chunk))
-            if with_ssim and traj.kind == "image":
+            curve = ema_curve(traj, r, ema, score, chunk) if ema else map_blocks(traj, r, score, chunk)
+            run = run_psnr_from_curve(r, traj.run_seeds(r), curve, frame_iterations(traj, r))
+            if with_ssim and traj.kind == "image" and not ema:
                 frames = traj.frames(r)
                 at = {i: average_pool(np.asarray(frames[i]), scale, spatial_dims=dims)
-                      for i in {run.best_iteration, len(run.psnr) - 1}}
-                run = replace(run, ssim_at_best=ssim(at[run.best_iteration], ref, data_range, w),
+                      for i in {run.best_frame, len(run.psnr) - 1}}
+                run = replace(run, ssim_at_best=ssim(at[run.best_frame], ref, data_range, w),
                               final_ssim=ssim(at[len(run.psnr) - 1], ref, data_range, w))
+            if getattr(traj, "has_posterior", False):
+                mean, _, count = traj.posterior(r)
+                if count > 0:
+                    run = replace(run, posterior_psnr=float(score(mean[None])[0]))
             runs.append(run)
     return PsnrResult(observed_psnr, float(data_range), tuple(runs), region, int(scale), baselines)

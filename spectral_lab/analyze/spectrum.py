@@ -32,7 +32,8 @@ from typing import Literal
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader, require_operator
+from spectral_lab.analyze._io import (Result, at_iterations, frame_iterations, json_numbers, map_blocks, open_reader,
+                                     require_operator)
 from spectral_lab.analyze.convergence import settle_iteration_per_column
 from spectral_lab.errors import AnalysisError
 from spectral_lab.fourier import frequency_radius
@@ -362,10 +363,11 @@ def spectrum_file(
 
         errors = [map_blocks(traj, run, band_errors, chunk) for run in range(traj.n_runs)]
         seeds = tuple(dict(traj.run_seeds(r)) for r in range(traj.n_runs))
+        its = [frame_iterations(traj, r) for r in range(traj.n_runs)]
     return SpectrumResult(
         band_edges=band_edges,
         errors=tuple(errors),
-        time_to_fit=tuple(band_fit_times(e, threshold) for e in errors),
+        time_to_fit=tuple(at_iterations(i, band_fit_times(e, threshold)) for e, i in zip(errors, its)),
         reference=reference,
         channel=channel,
         threshold=float(threshold),

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_numbers, map_blocks, open_reader, operator_name
+from spectral_lab.analyze._io import (Result, at_iterations, frame_iterations, json_numbers, map_blocks, open_reader,
+                                     operator_name)
 from spectral_lab.analyze.spectrum import band_fit_times, band_power, radial_bands
 from spectral_lab.errors import AnalysisError
 
@@ -91,8 +92,10 @@ def task_spectrum_file(traj_or_path: Any, *, region: str = "auto", n_bands: int 
         _, edges = radial_bands(clean.shape[-2:], n_bands)
         errors = tuple(map_blocks(traj, r, lambda b: missing_band_error(b, clean, weights, n_bands), chunk)
                        for r in range(traj.n_runs))
+        its = [frame_iterations(traj, r) for r in range(traj.n_runs)]
         nyquist = None
         if op == "downsample":
             nyquist = 0.5 / int(traj.operator["options"]["factor"])
     return TaskSpectrumResult(op, region, float(threshold), edges, errors,
-                              tuple(band_fit_times(e, threshold) for e in errors), nyquist)
+                              tuple(at_iterations(i, band_fit_times(e, threshold)) for e, i in zip(errors, its)),
+                              nyquist)

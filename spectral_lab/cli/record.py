@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import ConfigError
-from ._common import EXIT_DIVERGED, EXIT_INTERRUPTED, floats, key_value, registry_help
+from ._common import EXIT_DIVERGED, EXIT_INTERRUPTED, floats, ints, key_value, registry_help
 
 # model options with a flag of their own (any option also goes through --model-opt)
 MODEL_FLAGS = (("depth", int), ("width", int), ("kernel", int), ("levels", int), ("stride", int))
@@ -101,6 +101,14 @@ def add_parser(sub) -> None:
     g.add_argument("--flush-seconds", type=float, help="flush at least this often (default 2)")
     g.add_argument("--checkpoint-seconds", type=float,
                    help="checkpoint interval (default 30; 0 = at every flush)")
+    g.add_argument("--every", type=int, metavar="K",
+                   help="store the frames of iterations 0, K, 2K, ... and the last (default 1: every frame)")
+    g.add_argument("--burn-in", type=int, metavar="N",
+                   help="from iteration N on, keep each run's running posterior mean and per-pixel variance "
+                        "(/runs/<r>/posterior_mean, posterior_var; default for sgld and sgld_adam: 35%% of the "
+                        "iterations)")
+    g.add_argument("--snapshots", type=ints, metavar="I,J,...",
+                   help="store every run's parameters at these iterations (the tangent kernel along a trajectory)")
     g.add_argument("--resume", metavar="FILE", help="continue an interrupted recording from its last checkpoint")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_record)
@@ -140,7 +148,8 @@ def record_overrides(a: argparse.Namespace) -> dict:
     if a.loss_opt:
         loss["options"] = dict(a.loss_opt)
     rec = given({"dtype": a.dtype, "compression": a.compression, "flush_seconds": a.flush_seconds,
-                 "checkpoint_seconds": a.checkpoint_seconds})
+                 "checkpoint_seconds": a.checkpoint_seconds, "every": a.every, "burn_in": a.burn_in,
+                 "snapshots": a.snapshots})
     opts = dict(a.model_opt or [])
     for key in [k for k, _ in MODEL_FLAGS] + ["upsample"]:
         if getattr(a, key) is not None:
@@ -234,7 +243,12 @@ def cmd_record(a: argparse.Namespace) -> int:
     finally:
         stop.restore()
     if result.status == "complete":
-        print(f"wrote {out} ({result.frames} frames per run, {result.seconds:.1f} s)")
+        from ..trajectory import open_trajectory
+
+        with open_trajectory(out) as t:
+            stored = t.n_frames(0)
+        kept = "" if stored == result.frames else f", {stored} of them stored (every {t.config['record']['every']})"
+        print(f"wrote {out} ({result.frames} frames per run{kept}, {result.seconds:.1f} s)")
         return 0
     if result.status == "interrupted":
         name = signal.Signals(stop.signum).name if stop.signum else "signal"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import h5py
+import numpy as np
 
 from ..errors import TrajectoryError
 from . import schema as S
@@ -33,8 +35,19 @@ def check_trajectory(path: str | os.PathLike) -> list[str]:
             if state not in S.STATES:
                 problems.append(f"status {state!r} is not one of {S.STATES}")
             frames = int(f[S.STATUS_FRAMES][()])
-            if state == "complete" and frames != int(f.attrs[S.ATTR_ITERATIONS]) + 1:
-                problems.append(f"complete, but {frames} frames instead of iterations + 1")
+            iterations = int(f.attrs[S.ATTR_ITERATIONS])
+            every = stored_every(f)
+            expected = stored_frames(iterations, every)
+            if state == "complete" and frames != expected:
+                problems.append(f"complete, but {frames} frames instead of {expected} (iterations {iterations}, "
+                                f"a frame every {every})")
+            if S.ITERATIONS in f:
+                its = f[S.ITERATIONS]
+                refresh(its)
+                if its.shape[0] < frames:
+                    problems.append(f"'/{S.ITERATIONS}' holds fewer entries than the {frames} frames")
+                elif frames and not np.all(np.diff(its[:frames]) > 0):
+                    problems.append(f"'/{S.ITERATIONS}' is not increasing")
             runs = []
             for r in range(int(f.attrs[S.ATTR_N_RUNS])):
                 g = f[S.run_group(r)]
@@ -78,3 +91,16 @@ def _unreadable(f: h5py.File, runs: list, frames: int) -> list[str]:
             problems.append(f"{what} cannot be read ({exc})")
     return problems
 
+
+
+def stored_every(f: h5py.File) -> int:
+    """The frame stride of a file (its config's ``record.every``; 1 when absent)."""
+    try:
+        return max(1, int((json.loads(as_str(f.attrs[S.ATTR_CONFIG])).get("record") or {}).get("every", 1)))
+    except (ValueError, TypeError, AttributeError):
+        return 1
+
+
+def stored_frames(iterations: int, every: int) -> int:
+    """Frames a complete recording stores: iterations 0, K, 2K, ... and the last."""
+    return iterations // every + 1 + (1 if iterations % every else 0)

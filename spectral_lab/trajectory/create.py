@@ -44,12 +44,15 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
                       observed: np.ndarray, run_seeds: Sequence[dict], iterations: int,
                       dtype: str = "float32", compression: str = "none",
                       overwrite: bool = False, operator: Mapping[str, Any] | None = None,
-                      signal_shape: Sequence[int] | None = None) -> h5py.File:
+                      signal_shape: Sequence[int] | None = None, posterior: bool = False,
+                      snapshots: Sequence[int] = (), n_params: int = 0) -> h5py.File:
     """Create the whole layout of a trajectory file and return it open in SWMR-write mode.
 
     ``target`` may be None (no clean reference); then ``signal_shape`` gives the output's
     shape. ``operator``: ``{"name", "options", "arrays"}`` of the forward operator (default:
-    the identity), written to ``/operator``. Nothing is left behind if creation fails. An
+    the identity), written to ``/operator``. ``posterior``: create each run's posterior
+    mean, variance and count; ``snapshots``: iterations whose parameters (``n_params`` per
+    run) will be stored. Nothing is left behind if creation fails. An
     existing file is refused unless ``overwrite``; a file another process is writing is
     refused always.
     """
@@ -87,7 +90,8 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
         try:
             _write_layout(f, config=config, kind=kind, target=target, observed=observed,
                           run_seeds=run_seeds, iterations=iterations, dtype=dtype,
-                          compression=compression, shape=shape, operator=operator)
+                          compression=compression, shape=shape, operator=operator, posterior=posterior,
+                          snapshots=list(snapshots), n_params=int(n_params))
         finally:
             f.close()
         os.replace(tmp, path)
@@ -102,7 +106,7 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
 
 
 def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, dtype, compression, shape,
-                  operator):
+                  operator, posterior=False, snapshots=(), n_params=0):
     a = f.attrs
     a[S.ATTR_FORMAT] = S.FORMAT_NAME
     a[S.ATTR_VERSION] = S.FORMAT_VERSION
@@ -135,6 +139,14 @@ def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, d
         g.create_dataset(S.OUTPUT, shape=(0, *shape), maxshape=(None, *shape), dtype=np_dtype,
                          chunks=(block, *shape), **comp)
         g.create_dataset(S.LOSS, shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(4096,))
+        if posterior:
+            g.create_dataset(S.POSTERIOR_MEAN, shape=shape, dtype=np.float64, fillvalue=np.nan)
+            g.create_dataset(S.POSTERIOR_VAR, shape=shape, dtype=np.float64, fillvalue=np.nan)
+            g.create_dataset(S.POSTERIOR_COUNT, data=np.int64(0))
+    f.create_dataset(S.ITERATIONS, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(4096,))
+    if snapshots:
+        f.create_dataset(S.SNAPSHOT_PARAMS, shape=(len(snapshots), len(run_seeds), n_params), dtype=np.float32)
+        f.create_dataset(S.SNAPSHOT_ITERATIONS, data=np.full(len(snapshots), -1, dtype=np.int64))
     f.create_dataset(S.STATUS_STATE, data=np.bytes_("running".ljust(16)), dtype="S16")
     f.create_dataset(S.STATUS_FRAMES, data=np.int64(0))
     f.create_dataset(S.STATUS_MESSAGE, data=np.bytes_(""), dtype=f"S{S.MESSAGE_BYTES}")

@@ -147,6 +147,43 @@ class Trajectory:
         return int(min(flushed, out.shape[0], loss.shape[0]))
 
     @_reading
+    def frame_iterations(self, r: int) -> np.ndarray:
+        """The iteration of each of run r's stored frames, ``(n_frames(r),)`` int64 (with a frame
+        stride ``record.every`` K: 0, K, 2K, ... and the last; format 1: 0, 1, 2, ...)."""
+        n = self.n_frames(r)
+        if S.ITERATIONS not in self._f:
+            return np.arange(n, dtype=np.int64)
+        return np.asarray(self._fresh(S.ITERATIONS)[:n], dtype=np.int64)
+
+    @property
+    def has_posterior(self) -> bool:
+        return S.POSTERIOR_MEAN in self._f[S.run_group(0)] if self.n_runs else False
+
+    @_reading
+    def posterior(self, r: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Run r's running posterior ``(mean, variance, count)`` over the iterations after the
+        burn-in (float64 ``signal_shape``; NaN while count is 0). TrajectoryError for a file
+        recorded without a burn-in."""
+        g = self._run(r)
+        if S.POSTERIOR_MEAN not in g:
+            raise TrajectoryError(f"{self.path} holds no posterior statistics (record with --burn-in N)")
+        count = int(self._fresh(f"{S.run_group(r)}/{S.POSTERIOR_COUNT}")[()])
+        mean = self._fresh(f"{S.run_group(r)}/{S.POSTERIOR_MEAN}")[()]
+        var = self._fresh(f"{S.run_group(r)}/{S.POSTERIOR_VAR}")[()]
+        return mean, var, count
+
+    @_reading
+    def snapshots(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(iterations (S,), parameters (S, R, P) float32)`` of the snapshots reached so far."""
+        if S.SNAPSHOT_ITERATIONS not in self._f:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, self.n_runs, 0), dtype=np.float32)
+        its = np.asarray(self._fresh(S.SNAPSHOT_ITERATIONS)[()], dtype=np.int64)
+        done = np.flatnonzero(its >= 0)
+        params = self._fresh(S.SNAPSHOT_PARAMS)
+        return its[done], np.stack([params[i] for i in done]) if done.size else np.zeros((0, *params.shape[1:]),
+                                                                                         dtype=np.float32)
+
+    @_reading
     def losses(self, r: int) -> np.ndarray:
         n = self.n_frames(r)
         return self._fresh(f"{S.run_group(r)}/{S.LOSS}")[:n]

@@ -20,8 +20,9 @@ __all__ = ["ResumePoint", "prepare_resume"]
 @dataclass
 class ResumePoint:
     config: dict
-    frames: int  # frames kept; the fit resumes at this iteration
+    frames: int  # stored frames kept
     blob: bytes | None  # checkpoint bytes (None: start again from iteration 0)
+    iteration: int = 0  # the fit resumes at this iteration (= frames without a frame stride)
 
 
 def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
@@ -43,6 +44,9 @@ def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
         blob, iteration = traj.latest_checkpoint()
         for r in range(traj.n_runs):  # read all that will be written: a damaged file stays untouched
             traj.n_frames(r)
+        iteration = iteration if blob is not None else 0
+        # stored frames of the iterations before the checkpoint (all of them without a stride)
+        keep = int(np.searchsorted(traj.frame_iterations(0), iteration, side="left")) if traj.n_runs else 0
     if locked_by_other(path):
         raise TrajectoryError(f"{path} is being written by another process")
     try:
@@ -50,7 +54,6 @@ def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
     except OSError as exc:
         raise TrajectoryError(f"cannot open {path} for writing: {exc.strerror}") from None
     f = open_for_writing(path)
-    keep = iteration if blob is not None else 0
     try:
         with h5_errors(path):
             # the count first: a kill during the cut-back leaves a file that claims no
@@ -63,10 +66,12 @@ def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
                 g = f[S.run_group(r)]
                 g[S.OUTPUT].resize(keep, axis=0)
                 g[S.LOSS].resize(keep, axis=0)
+            if S.ITERATIONS in f:
+                f[S.ITERATIONS].resize(keep, axis=0)
             f.flush()
     except BaseException:
         f.close()
         raise
-    return ResumePoint(config=config, frames=keep, blob=blob), f
+    return ResumePoint(config=config, frames=keep, blob=blob, iteration=iteration), f
 
 

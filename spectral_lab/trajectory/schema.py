@@ -34,6 +34,13 @@ OPERATOR_OPTIONS = "options"
 RUNS = "runs"
 OUTPUT = "output"
 LOSS = "loss"
+ITERATIONS = "iterations"  # version 2: (T,) int64, the iteration of every stored frame (a frame stride)
+POSTERIOR_MEAN = "posterior_mean"  # version 2, with a burn-in: per run, signal_shape float64
+POSTERIOR_VAR = "posterior_var"
+POSTERIOR_COUNT = "posterior_count"  # scalar int64: iterations averaged so far
+SNAPSHOTS = "snapshots"  # version 2, optional group: parameters at chosen iterations
+SNAPSHOT_PARAMS = "snapshots/params"  # (S, R, P) float32, every run's parameters flattened
+SNAPSHOT_ITERATIONS = "snapshots/iterations"  # (S,) int64; -1 = not reached yet
 RUN_ATTRS = ("seed", "weight_seed", "input_seed")
 STATUS = "status"
 STATUS_STATE = "status/state"

@@ -26,10 +26,25 @@ __all__ = ["TrajectoryRecorder"]
 
 @dataclass
 class _Frames:
-    start: int
+    start: int  # index of the first stored frame of the block
     outputs: list  # of CPU tensors (R, *signal_shape)
     losses: list  # of CPU tensors (R,)
+    iterations: list  # of int, the real iteration of each frame
     flush: bool
+
+
+@dataclass
+class _Posterior:
+    count: int
+    mean: np.ndarray  # (R, *signal_shape) float64
+    var: np.ndarray
+
+
+@dataclass
+class _Snapshot:
+    index: int
+    iteration: int
+    params: np.ndarray  # (R, P) float32
 
 
 @dataclass
@@ -62,6 +77,7 @@ class _Writer(threading.Thread):
         self._slot = 0
         self.outputs = [f[S.run_group(r)][S.OUTPUT] for r in range(n_runs)]
         self.losses = [f[S.run_group(r)][S.LOSS] for r in range(n_runs)]
+        self.iterations = f[S.ITERATIONS] if S.ITERATIONS in f else None  # format 1: none
         self._slot = self._next_slot()
 
     def put(self, msg) -> None:
@@ -88,9 +104,24 @@ class _Writer(threading.Thread):
     # each message kind
     def _apply(self, msg) -> None:
         if isinstance(msg, _Frames):
-            self.write_frames(msg.start, msg.outputs, msg.losses)
+            self.write_frames(msg.start, msg.outputs, msg.losses, msg.iterations)
             if msg.flush or time.monotonic() - self._last_flush >= self.flush_seconds:
                 self.flush()
+        elif isinstance(msg, _Posterior):
+            # overwritten in place (SWMR allows it); the count last, as with the frames
+            for r in range(self.n_runs):
+                g = self.f[S.run_group(r)]
+                g[S.POSTERIOR_MEAN][...] = msg.mean[r]
+                g[S.POSTERIOR_VAR][...] = msg.var[r]
+            self.f.flush()
+            for r in range(self.n_runs):
+                self.f[S.run_group(r)][S.POSTERIOR_COUNT][()] = np.int64(msg.count)
+            self.f.flush()
+        elif isinstance(msg, _Snapshot):
+            self.f[S.SNAPSHOT_PARAMS][msg.index] = msg.params
+            self.f.flush()
+            self.f[S.SNAPSHOT_ITERATIONS][msg.index] = np.int64(msg.iteration)
+            self.f.flush()
         elif isinstance(msg, _Checkpoint):
             self.flush()
             self.write_checkpoint(msg.iteration, msg.blob)
@@ -108,7 +139,7 @@ class _Writer(threading.Thread):
         except Exception:  # noqa: BLE001 - the first error is the one reported
             pass
 
-    def write_frames(self, start: int, outputs: list, losses: list) -> None:
+    def write_frames(self, start: int, outputs: list, losses: list, iterations: list | None = None) -> None:
         if start != self.written:
             raise WriteError(f"frame {start} arrived but {self.written} frames are written (out of order)")
         block = torch.stack(outputs).numpy()  # (B, R, *shape)
@@ -126,6 +157,10 @@ class _Writer(threading.Thread):
             ls = self.losses[r]
             ls.resize(end, axis=0)
             ls[start:end] = loss[:, r]
+        if self.iterations is not None:
+            its = np.arange(start, end) if iterations is None else np.asarray(iterations, dtype=np.int64)
+            self.iterations.resize(end, axis=0)
+            self.iterations[start:end] = its
         self.written = end
 
     def flush(self) -> None:
@@ -161,37 +196,60 @@ class _Writer(threading.Thread):
 # --------------------------------------------------------------------------- the recorder
 
 class TrajectoryRecorder(Callback):
-    """Records every frame of a fit into an open trajectory file, off the training thread.
+    """Records the frames of a fit into an open trajectory file, off the training thread.
 
     Frames are handed to a background writer in blocks of one HDF5 chunk through a bounded
     queue (training waits only when ``max_blocks`` blocks are pending); the writer flushes at
-    least every ``flush_seconds``. A checkpoint (model, optimiser and generator state) is
-    written every ``checkpoint_seconds`` (0: at every flush) into one of two slots, so a
-    kill while writing one leaves the other intact.
+    least every ``flush_seconds``. A checkpoint (model, optimiser and generator state, and
+    the recorder's own running statistics) is written every ``checkpoint_seconds`` (0: at
+    every flush) into one of two slots, so a kill while writing one leaves the other intact.
+
+    ``every`` K: only iterations 0, K, 2K, ... and ``last`` are stored (``iterations`` holds
+    each stored frame's iteration). ``burn_in``: from that iteration on, the running mean
+    and variance of every run's outputs (Welford, float64, on the outputs' device, over every
+    iteration) are kept and written at each flush. ``snapshots``: iterations at which every
+    run's parameters are stored, flattened.
     """
 
-    def __init__(self, f: h5py.File, *, frames: int = 0, flush_seconds: float = 2.0,
-                 checkpoint_seconds: float = 30.0, max_blocks: int = 8) -> None:
+    def __init__(self, f: h5py.File, *, frames: int = 0, iteration: int | None = None, flush_seconds: float = 2.0,
+                 checkpoint_seconds: float = 30.0, max_blocks: int = 8, every: int = 1, burn_in: int | None = None,
+                 snapshots=(), state: dict | None = None) -> None:
         self.path = f.filename
         self.n_runs = int(f.attrs[S.ATTR_N_RUNS])
         self.signal_shape = tuple(int(s) for s in f.attrs[S.ATTR_SIGNAL_SHAPE])
+        self.last = int(f.attrs[S.ATTR_ITERATIONS])
         out0 = f[S.run_group(0)][S.OUTPUT]
         self.block = int(out0.chunks[0])
         self.flush_seconds, self.checkpoint_seconds = flush_seconds, checkpoint_seconds
+        self.every, self.burn_in = int(every), burn_in
+        self.snapshots = {int(it): k for k, it in enumerate(snapshots)}
+        if self.burn_in is not None and S.POSTERIOR_MEAN not in f[S.run_group(0)]:
+            raise WriteError(f"{self.path} has no posterior datasets (it was created without a burn-in)")
         if not f.swmr_mode:
             f.swmr_mode = True
         self.writer = _Writer(f, self.n_runs, frames, flush_seconds, max_blocks)
         self.writer.start()
         self._pending_out: list = []
         self._pending_loss: list = []
-        self._next = frames  # index of the next frame to arrive
+        self._pending_it: list = []
+        self._stored = frames  # frames stored (shipped or pending)
+        self._next = frames if iteration is None else iteration  # the iteration of the next frame to arrive
         self._last_ship = self._last_ckpt = time.monotonic()
-        self._ckpt_iteration = frames
+        self._ckpt_iteration = self._next
         self._shipped_since_ckpt = False
         self._closed = False
+        self._post_count, self._post_mean, self._post_m2 = 0, None, None
+        if state and "posterior" in state:
+            p = state["posterior"]
+            self._post_count, self._post_mean, self._post_m2 = int(p["count"]), p["mean"], p["m2"]
 
     # fit hooks
     def on_step_begin(self, state: FitState) -> None:
+        k = self.snapshots.get(state.iteration)
+        if k is not None:
+            params = torch.cat([p.detach().reshape(self.n_runs, -1) for p in state.net.parameters()], dim=1)
+            self._raise_if_failed()
+            self.writer.put(_Snapshot(k, state.iteration, params.to("cpu", torch.float32).numpy()))
         if state.iteration <= self._ckpt_iteration:
             return
         if self.checkpoint_seconds > 0:
@@ -204,9 +262,15 @@ class TrajectoryRecorder(Callback):
     def on_frame(self, iteration: int, output: torch.Tensor, loss: torch.Tensor) -> None:
         if iteration != self._next:
             raise WriteError(f"frame {iteration} arrived but frame {self._next} was expected")
+        self._next += 1
+        if self.burn_in is not None and iteration >= self.burn_in:
+            self._accumulate(output)
+        if iteration % self.every and iteration != self.last:
+            return
         self._pending_out.append(output.reshape(self.n_runs, *self.signal_shape).to("cpu"))
         self._pending_loss.append(loss.to("cpu"))
-        self._next += 1
+        self._pending_it.append(iteration)
+        self._stored += 1
         if len(self._pending_out) >= self.block or time.monotonic() - self._last_ship >= self.flush_seconds:
             self._ship(flush=False)
 
@@ -224,9 +288,35 @@ class TrajectoryRecorder(Callback):
             self.close()
 
     # helpers
+    def _accumulate(self, output: torch.Tensor) -> None:
+        """Welford's update of the running mean and sum of squared deviations, float64."""
+        x = output.reshape(self.n_runs, *self.signal_shape).to(torch.float64)
+        if self._post_mean is None:
+            self._post_mean, self._post_m2 = torch.zeros_like(x), torch.zeros_like(x)
+        elif self._post_mean.device != x.device:
+            self._post_mean, self._post_m2 = self._post_mean.to(x.device), self._post_m2.to(x.device)
+        self._post_count += 1
+        delta = x - self._post_mean
+        self._post_mean += delta / self._post_count
+        self._post_m2 += delta * (x - self._post_mean)
+
+    def _ship_posterior(self) -> None:
+        if self.burn_in is None or self._post_mean is None:
+            return
+        mean = self._post_mean.to("cpu").numpy().copy()
+        var = (self._post_m2 / self._post_count).to("cpu").numpy()  # population variance of the samples
+        self.writer.put(_Posterior(self._post_count, mean, var))
+
+    def state(self) -> dict:
+        """The recorder's running statistics, for a checkpoint (bitwise resume)."""
+        if self._post_mean is None:
+            return {}
+        return {"posterior": {"count": self._post_count, "mean": self._post_mean.to("cpu").clone(),
+                              "m2": self._post_m2.to("cpu").clone()}}
+
     def checkpoint(self, state: FitState) -> None:
         self._ship(flush=True)
-        self.writer.put(_Checkpoint(state.iteration, state.to_bytes()))
+        self.writer.put(_Checkpoint(state.iteration, state.to_bytes(extra=self.state())))
         self._ckpt_iteration = state.iteration
         self._last_ckpt = time.monotonic()
         self._shipped_since_ckpt = False
@@ -234,10 +324,12 @@ class TrajectoryRecorder(Callback):
     def _ship(self, *, flush: bool) -> None:
         self._raise_if_failed()
         if self._pending_out:
-            start = self._next - len(self._pending_out)
-            self.writer.put(_Frames(start, self._pending_out, self._pending_loss, flush))
-            self._pending_out, self._pending_loss = [], []
+            start = self._stored - len(self._pending_out)
+            self.writer.put(_Frames(start, self._pending_out, self._pending_loss, self._pending_it, flush))
+            self._pending_out, self._pending_loss, self._pending_it = [], [], []
             self._shipped_since_ckpt = True
+        if flush or self._shipped_since_ckpt:
+            self._ship_posterior()
         self._last_ship = time.monotonic()
 
     def _raise_if_failed(self) -> None:
@@ -254,5 +346,3 @@ class TrajectoryRecorder(Callback):
         self.writer.put(None)
         self.writer.join()
         self._raise_if_failed()
-
-

@@ -11,7 +11,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from spectral_lab.analyze._io import Result, json_float, open_reader, require_operator, run_frames
+from spectral_lab.analyze._io import (Result, at_iterations, frame_iterations, json_float, open_reader,
+                                     require_operator, run_frames)
 from spectral_lab.analyze.psnr import default_data_range, psnr, run_psnr_from_curve
 from spectral_lab.analyze.stopping.rules import RULES
 from spectral_lab.analyze.stopping.sure import check_twin
@@ -190,13 +191,14 @@ def _stop_run(traj, r, fn, options, inputs, chunk, target, data_range) -> StopEn
             yield from block
 
     frames = scored_frames()
-    iteration = int(fn(frames, **inputs, **options))
+    index = int(fn(frames, **inputs, **options))
     for _ in frames:  # finish the oracle curve
         pass
-    oracle = run_psnr_from_curve(r, traj.run_seeds(r), np.concatenate(curve))
-    chosen = float(oracle.psnr[iteration])
+    its = frame_iterations(traj, r)
+    oracle = run_psnr_from_curve(r, traj.run_seeds(r), np.concatenate(curve), its)
+    chosen = float(oracle.psnr[index])
     return StopEntry(
-        runs=(r,), seeds=(oracle.seeds,), iteration=iteration, psnr=chosen, run_psnr=(chosen,),
+        runs=(r,), seeds=(oracle.seeds,), iteration=at_iterations(its, index), psnr=chosen, run_psnr=(chosen,),
         best_psnr=oracle.best_psnr, best_iteration=oracle.best_iteration,
     )
 
@@ -221,16 +223,17 @@ def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_rang
         stream = scored_pairs()
         # the rule reads the two streams in lockstep: tee keeps one pair in memory at a time
         left, right = itertools.tee(stream)
-        iteration = int(fn((fa for fa, _ in left), (fb for _, fb in right), **inputs, **options))
+        index = int(fn((fa for fa, _ in left), (fb for _, fb in right), **inputs, **options))
         for _ in stream:  # finish the oracle curve
             pass
         table = np.array(scores)
-        oracle = run_psnr_from_curve(a, {}, table[:, 2])  # the oracle of the average
+        its = frame_iterations(traj, a)
+        oracle = run_psnr_from_curve(a, {}, table[:, 2], its)  # the oracle of the average
         entries.append(
             StopEntry(
                 runs=(a, b), seeds=(dict(traj.run_seeds(a)), dict(traj.run_seeds(b))),
-                iteration=iteration, psnr=float(table[iteration, 2]),
-                run_psnr=(float(table[iteration, 0]), float(table[iteration, 1])),
+                iteration=at_iterations(its, index), psnr=float(table[index, 2]),
+                run_psnr=(float(table[index, 0]), float(table[index, 1])),
                 best_psnr=oracle.best_psnr, best_iteration=oracle.best_iteration,
             )
         )

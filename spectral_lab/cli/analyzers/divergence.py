@@ -44,14 +44,12 @@ def analyze_divergence(a) -> int:
         return 0
     print(f"{a.file}: inter-run divergence ε(i) = Σ(T1(i) − T2(i))²; convergence points = dips of "
           f"smoothed log ε (window {res.detector['smooth']}, prominence {res.detector['prominence']} decades)")
-    from ...analyze.divergence import rebound
-
     for pair, eps in res.pairs.items():
         pts = res.points[pair]
         print(f"  runs {pair[0]},{pair[1]} (differ in {res.differs(pair) or '?'}): ε(0)={eps[0]:.4g} "
               f"max={eps.max():.4g} final={eps[-1]:.4g}; convergence at "
-              + (", ".join(f"{p} (ε={eps[p]:.3g})" for p in pts) if pts else "none detected"))
-        rb = rebound(eps, pts)
+              + (", ".join(f"{res.iteration(p)} (ε={eps[p]:.3g})" for p in pts) if pts else "none detected"))
+        rb = res.rebound(pair)
         if rb["first"] is not None:
             again = f"back below ε(first) at {rb['reconverged']}" if rb["reconverged"] is not None else "not back yet"
             print(f"    after the first convergence ε rises {rb['decades']:.2f} decades to its peak at "

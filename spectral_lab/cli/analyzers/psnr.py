@@ -16,12 +16,15 @@ def _args(p) -> None:
                    help="all pixels (default), the inpainting hole (the masked-out pixels) or the known ones")
     p.add_argument("--scale", type=int, default=1,
                    help="score after S x S average pooling (S = 4: the student study's psnr_coarse)")
+    p.add_argument("--ema", type=float, default=None, metavar="ALPHA",
+                   help="score the exponential moving average of the outputs, m = ALPHA m + (1 - ALPHA) x "
+                        "(000's +Avg schemes, e.g. 0.99)")
 
 
 def _scores(a):
     from ...analyze.psnr import psnr_file
 
-    return psnr_file(a.file, region=a.region, scale=a.scale)
+    return psnr_file(a.file, region=a.region, scale=a.scale, ema=a.ema)
 
 
 def _db(v) -> str:
@@ -44,12 +47,14 @@ def analyze_psnr(a) -> int:
         return 0
     where = "" if res.region == "all" else f" in the {res.region} region"
     where += "" if res.scale == 1 else f" after {res.scale}x{res.scale} average pooling"
+    where += "" if a.ema is None else f", of the outputs' moving average (factor {a.ema:g})"
     base = "".join(f"; {k} {_db(v)}" for k, v in res.baselines.items())
     print(f"{a.file}: PSNR against the clean target{where} (data range {res.data_range:g}); "
           f"observation {_db(res.observed_psnr)}{base}")
     for run in res.runs:
         ssim = "" if run.ssim_at_best is None or not math.isfinite(run.ssim_at_best) else (
             f" (SSIM {run.ssim_at_best:.3f})")
+        post = "" if run.posterior_psnr is None else f"; posterior mean {_db(run.posterior_psnr)}"
         print(f"  run {run.run}: best {run.best_psnr:.2f} dB at iteration {run.best_iteration}{ssim}, "
-              f"final {run.final_psnr:.2f} dB")
+              f"final {run.final_psnr:.2f} dB{post}")
     return 0
