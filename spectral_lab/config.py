@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .presets import PRESETS, preset  # noqa: F401  (re-exported)
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -31,7 +33,6 @@ SIGNAL_KINDS = ("sines", "image", "triangle")
 SAMPLERS = ("sgld", "sgld_adam")
 SAMPLER_BURN_IN = 0.35
 VARY = ("both", "weights", "input")
-PRESETS = ("quick", "paper")
 
 
 @dataclass(frozen=True)
@@ -310,35 +311,36 @@ def validate(cfg: RunConfig) -> RunConfig:
     from .losses import LOSSES
     from .operators import OPERATORS
 
+    from .models import MODELS
+    from .optim import OPTIMIZERS
+
     OPERATORS.check_options(cfg.operator.name, cfg.operator.options)
     LOSSES.check_options(cfg.loss.name, cfg.loss.options)
-    return cfg
+    return _with_defaults(cfg, MODELS, OPTIMIZERS, LOSSES, OPERATORS)
 
 
-def preset(name: str, signal_kind: str) -> dict[str, dict[str, Any]]:
-    """Section overrides of a preset for a signal kind; explicit flags override these.
+def _with_defaults(cfg: RunConfig, models, optimizers, losses, operators) -> RunConfig:
+    """Every option the entries take, with its default where the configuration leaves it
+    out (defaults that are None, "decided later", stay out), and the model's own input: the
+    stored configuration says everything that was run."""
+    import inspect
 
-    ``quick`` fits 2 CPU cores in about a minute; ``paper`` follows the papers' settings.
-    """
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    quick = name == "quick"
-    if signal_kind == "sines":
-        # Measured (experiments/results/oned.md): PyTorch's default init without biases, as the
-        # reference code's last commit, separates k=5 from k=50 about 2x at 10 layers; 256
-        # channels need lr <= 3e-5 for a steady reading, 64 channels are fine at 1e-4.
-        model = {"depth": 10, "width": 64 if quick else 256, "kernel": 3, "init": "default", "bias": False}
-        return {"task": "fit", "model": {"name": "conv", "options": model},
-                "fit": {"iterations": 600, "lr": 1e-4 if quick else 3e-5,
-                        "input_dist": "normal", "input_scale": 1.0}}
-    # images: the DIP paper's denoising settings (lr 0.01, input U(0, 0.1) of 32 channels,
-    # reg_noise_std 1/30); quick runs at 64x64, paper at the size the file gives.
-    sig = {"downsample": 8 if quick else 4} if signal_kind == "image" else {"size": 64 if quick else 256}
-    return {"task": "denoise" if signal_kind == "image" else "fit",
-            "signal": sig,
-            "model": {"name": "dip", "options": {}},
-            "fit": {"iterations": 300 if quick else 3000, "lr": 0.01, "reg_noise_std": 1.0 / 30,
-                    "input_dist": "uniform", "input_scale": 0.1}}
+    def filled(registry, name, given):
+        registry.check_options(name, given)
+        defaults = {k: v for k, v in registry.options(name).items()
+                    if v is not inspect.Parameter.empty and v is not None}
+        return {**defaults, **dict(given)}
+
+    fit = cfg.fit
+    net = models.get(cfg.model.name).obj
+    out = cfg.replace(
+        model=dataclasses.replace(cfg.model, options=filled(models, cfg.model.name, cfg.model.options)),
+        loss=dataclasses.replace(cfg.loss, options=filled(losses, cfg.loss.name, cfg.loss.options)),
+        operator=dataclasses.replace(cfg.operator, options=filled(operators, cfg.operator.name, cfg.operator.options)),
+        fit=dataclasses.replace(fit, optimizer_options=filled(optimizers, fit.optimizer, fit.optimizer_options),
+                                input_dist=fit.input_dist if fit.input_dist is not None else net.input_dist,
+                                input_scale=fit.input_scale if fit.input_scale is not None else net.input_scale))
+    return RunConfig.from_dict(json.loads(json.dumps(out.to_dict())))  # JSON types, as stored
 
 
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:
