@@ -12,8 +12,8 @@ A sweep is a list of `Job` s, one trajectory file each (its `RunConfig` and its 
   another configuration, a diverged run, an unreadable file) is *recorded* anew, overwriting it.
 
 "Same configuration" compares the file's stored configuration, read back through `RunConfig`
-(so a file written before a field existed reads with that field's default), with the job's, as
-JSON. `record_job` is a module-level function of one picklable `Job` that returns a plain
+(so a file written before a field existed reads with that field's default), with the job's as
+`record` stores it (through `validate`), as JSON. `record_job` is a module-level function of one picklable `Job` that returns a plain
 `Recorded`, so that a `concurrent.futures.Executor` can run jobs side by side
 (``executor.map(record_job, jobs)``); `record_jobs` is that map done sequentially.
 """
@@ -29,7 +29,7 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .config import RunConfig
+from .config import RunConfig, validate
 from .errors import DivergedError, SpectralLabError
 from .fit import Callback, FitState
 
@@ -81,7 +81,8 @@ def inspect_file(path: str | Path, cfg: RunConfig) -> FileState:
             stored, status, frames = _canonical(t.config), t.status, t.n_frames(0)
     except SpectralLabError:
         return FileState(False)
-    return FileState(stored == _canonical(cfg.to_dict()), status, frames)
+    # the job's configuration as `record` stores it: checked and with what it leaves open resolved
+    return FileState(stored == _canonical(validate(cfg).to_dict()), status, frames)
 
 
 def action_of(state: FileState) -> Action:
