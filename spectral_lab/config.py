@@ -333,8 +333,21 @@ def _with_defaults(cfg: RunConfig, models, optimizers, losses, operators) -> Run
 
     fit = cfg.fit
     net = models.get(cfg.model.name).obj
+    model_options = models.check_options(cfg.model.name, cfg.model.options)
+    optimizers.check_options(fit.optimizer, fit.optimizer_options)
+    if fit.input_image is not None:  # a guide image is the input: its channels are the model's input channels
+        if "in_channels" not in models.options(cfg.model.name):
+            raise ConfigError(f"model {cfg.model.name!r} takes no input channels (its input is fixed): it cannot "
+                              "take a guide image (--input-image)")
+        from .signals import image_channels
+
+        channels = image_channels(fit.input_image, grey=cfg.signal.grey)
+        if model_options.get("in_channels", channels) != channels:
+            raise ConfigError(f"the guide image has {channels} channel(s) but the model option in_channels is "
+                              f"{model_options['in_channels']}")
+        model_options["in_channels"] = channels
     out = cfg.replace(
-        model=dataclasses.replace(cfg.model, options=filled(models, cfg.model.name, cfg.model.options)),
+        model=dataclasses.replace(cfg.model, options=filled(models, cfg.model.name, model_options)),
         loss=dataclasses.replace(cfg.loss, options=filled(losses, cfg.loss.name, cfg.loss.options)),
         operator=dataclasses.replace(cfg.operator, options=filled(operators, cfg.operator.name, cfg.operator.options)),
         fit=dataclasses.replace(fit, optimizer_options=filled(optimizers, fit.optimizer, fit.optimizer_options),

@@ -222,6 +222,33 @@ def _stride(iterations: np.ndarray) -> np.ndarray | None:
     return None if np.array_equal(iterations, np.arange(len(iterations))) else iterations
 
 
+def relative_results(results: Mapping[int, AmplitudeResult]) -> dict[int, AmplitudeResult]:
+    """The analysis of the normalised amplitude Ã_k / A_k against 1, at the same δ.
+
+    SE_rel(k) = (Ã_k/A_k − 1)² = SE(k)/A_k², so δ bounds the *relative* amplitude error
+    (δ = 0.01: within 10 % of A_k whatever A_k is). With an absolute δ = 0.01 a component of
+    amplitude 0.1 would count as converged before training (SE = A_k² = 0.01 at Ã_k = 0).
+    Identical to the absolute analysis when every A_k = 1.
+
+    Parameters
+    ----------
+    results : mapping run -> AmplitudeResult
+        From `analyze_amplitudes` / `analyze_amplitudes_file`; every A_k must be nonzero.
+
+    Returns
+    -------
+    dict run -> AmplitudeResult
+        ``target_amps`` all 1, ``amplitudes`` Ã_k/A_k, ``se`` SE_rel, convergence re-read.
+    """
+    out = {}
+    for run, res in results.items():
+        if np.any(res.target_amps == 0):
+            raise AnalysisError("relative amplitudes need every target amplitude A_k != 0")
+        norm = res.amplitudes / res.target_amps
+        out[run] = _result(res.freqs, np.ones_like(res.target_amps), norm, res.delta, res.iterations)
+    return out
+
+
 def convergence_table(
     results: Mapping[int, AmplitudeResult] | Sequence[AmplitudeResult],
     *,

@@ -43,6 +43,8 @@ __all__ = [
     "SpectrumResult",
     "band_fit_times",
     "band_power",
+    "fitted_front",
+    "late_error",
     "luminance",
     "magnitude_ratio",
     "power_spectrum",
@@ -218,6 +220,58 @@ def band_fit_times(rel_err: np.ndarray, threshold: float = 0.1) -> list[int | No
     if not (np.isfinite(threshold) and threshold >= 0):
         raise AnalysisError(f"threshold must be a finite number >= 0, got {threshold!r}")
     return settle_iteration_per_column(rel_err, threshold)
+
+
+def fitted_front(errors: np.ndarray, band_edges: np.ndarray, threshold: float) -> np.ndarray:
+    """Per iteration, how far up in frequency the output is fitted without a gap.
+
+    Parameters
+    ----------
+    errors : array (T, B)
+        Relative band errors of one run (`spectrum_error`), band 0 = DC.
+    band_edges : array (B + 1,)
+        From `radial_bands`: ``[0, 0, w, ..., sqrt(1/2)]``.
+    threshold : float
+        Relative error that counts as fitted.
+
+    Returns
+    -------
+    array (T,) float64
+        The upper edge (cycles/pixel) of the last band b such that every band 0..b is
+        within ``threshold`` at that iteration; 0 when not even DC is (or only DC is:
+        DC's upper edge is 0). NaN errors count as not fitted.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    edges = np.asarray(band_edges, dtype=np.float64)
+    if errors.ndim != 2 or edges.shape != (errors.shape[1] + 1,):
+        raise AnalysisError(f"expected errors (T, B) and band edges (B + 1,), got {errors.shape} and {edges.shape}")
+    ok = np.cumprod(errors <= threshold, axis=1)  # 1 while every band so far is fitted
+    # edges[f] is the upper edge of band f - 1 (and 0 for f = 0 or 1: DC)
+    return edges[ok.sum(axis=1)]
+
+
+def late_error(errors, fraction: float) -> np.ndarray:
+    """Per band, where each run ended up: the median relative error over the last
+    ``fraction`` of its iterations (at least one), averaged over runs.
+
+    Parameters
+    ----------
+    errors : sequence of arrays (T_r, B)
+        One per run (`SpectrumResult.errors`); runs may differ in length.
+    fraction : float in (0, 1]
+
+    Returns
+    -------
+    array (B,) float64
+        The median is insensitive to the iteration-to-iteration flicker of a band's power.
+    """
+    if not 0 < fraction <= 1:
+        raise AnalysisError(f"fraction must be in (0, 1], got {fraction!r}")
+    late = [np.median(np.asarray(e, dtype=np.float64)[-max(1, int(round(fraction * len(e)))):], axis=0)
+            for e in errors]
+    if not late:
+        raise AnalysisError("no runs")
+    return np.mean(late, axis=0)
 
 
 def magnitude_ratio(
