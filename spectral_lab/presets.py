@@ -41,7 +41,7 @@ _MODEL: dict[tuple[str, str, str], tuple[dict, dict]] = {
     ("paper", "1d", "dip"): ({"levels": 3, "down": 32, "up": 32}, {"iterations": 600, "lr": 1e-4}),
     ("quick", "1d", "relunet"): ({"depth": 6, "width": 128}, {"iterations": 2000, "lr": 1e-3}),
     ("paper", "1d", "relunet"): ({"depth": 6, "width": 128}, {"iterations": 2000, "lr": 1e-3}),
-    ("quick", "2d", "dip"): ({"levels": 4, "down": 64, "up": 64}, {"iterations": 800, **_DIP_FIT}),
+    ("quick", "2d", "dip"): ({"levels": 4, "down": 64, "up": 64}, {"iterations": 600, **_DIP_FIT}),
     ("paper", "2d", "dip"): ({}, {"iterations": 3000, **_DIP_FIT}),
     ("quick", "2d", "linear"): ({"depth": 5, "width": 128}, {"iterations": 300, "lr": 1e-4}),
     ("paper", "2d", "linear"): ({"depth": 5, "width": 128}, {"iterations": 1000, "lr": 1e-4}),

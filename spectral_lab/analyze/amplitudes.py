@@ -307,14 +307,20 @@ def convergence_table(
     }
     if pair is None and len(freqs) < 2:
         return table
-    k1, k2 = pair if pair is not None else (freqs[0], freqs[1])
-    j1, j2 = _freq_index(freqs, k1), _freq_index(freqs, k2)
-    table["ratio"] = {
-        "k1": float(k1),
-        "k2": float(k2),
-        "converged_at": _ratio_summary([(r.converged_at[j1], r.converged_at[j2]) for r in items], confidence),
-        "first_crossing": _ratio_summary([(r.first_crossing[j1], r.first_crossing[j2]) for r in items], confidence),
-    }
+
+    def ratio(k1, k2) -> dict:
+        j1, j2 = _freq_index(freqs, k1), _freq_index(freqs, k2)
+        return {
+            "k1": float(k1),
+            "k2": float(k2),
+            "converged_at": _ratio_summary([(r.converged_at[j1], r.converged_at[j2]) for r in items], confidence),
+            "first_crossing": _ratio_summary([(r.first_crossing[j1], r.first_crossing[j2]) for r in items],
+                                             confidence),
+        }
+
+    table["ratio"] = ratio(*(pair if pair is not None else (freqs[0], freqs[1])))
+    # every pair k_i < k_j when there are more than two frequencies
+    table["ratios"] = [ratio(freqs[i], freqs[j]) for i in range(len(freqs)) for j in range(i + 1, len(freqs))]
     return table
 
 
@@ -363,6 +369,15 @@ def _checked_freqs(freqs, n_samples: int) -> np.ndarray:
                 f"frequency {value:g} is outside 0 < k < N/2 = {n_samples / 2:g} (N = {n_samples} samples)"
             )
     return k
+
+
+def silent_frequencies(result: AmplitudeResult, *, fraction: float = 1e-3) -> list[float]:
+    """The analysed frequencies at which the target has (almost) no energy: A_k below
+    ``fraction`` of the largest target amplitude. Their SE(k) measures nothing but how far the
+    output's component there stays from 0."""
+    amps = np.abs(np.asarray(result.target_amps, dtype=np.float64))
+    top = float(amps.max()) if amps.size else 0.0
+    return [float(k) for k, a in zip(result.freqs, amps) if not a > fraction * top]
 
 
 def _freq_index(freqs: np.ndarray, k: float) -> int:

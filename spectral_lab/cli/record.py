@@ -111,6 +111,8 @@ def add_parser(sub) -> None:
                    help="store every run's parameters at these iterations (the tangent kernel along a trajectory)")
     g.add_argument("--resume", metavar="FILE", help="continue an interrupted recording from its last checkpoint")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the fully resolved configuration (every option with its value) as JSON and exit")
     r.set_defaults(func=cmd_record)
 
 
@@ -166,28 +168,66 @@ def record_overrides(a: argparse.Namespace) -> dict:
     return out
 
 
-def build_config(a: argparse.Namespace):
-    """Preset (quick unless --preset paper) for the signal kind, then the explicit flags."""
-    from ..config import RunConfig, apply_overrides, preset
+# flags of one signal kind: refused with another kind instead of ignored
+SIGNAL_FLAGS = {"freqs": "sines", "amps": "sines", "phases": "sines", "length": "sines", "size": "triangle",
+                "pattern_fraction": "triangle", "grey": "image", "downsample": "image"}
+# flags of the observation's noise: refused where there is none
+NOISE_FLAGS = ("sigma", "noise_cutoff", "probe")
+# what --resume takes besides the file: everything else is the recording's own configuration
+RESUME_FLAGS = {"resume", "quiet", "threads", "func", "command", "dry_run"}
 
-    implied = [f"--{f.replace('_', '-')}" for f in IMAGE_FLAGS if getattr(a, f) is not None]
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_config(a: argparse.Namespace):
+    """Preset (quick unless --preset paper) for the signal kind, the model family and the image's
+    size, then the explicit flags; a flag the configuration would ignore is refused."""
+    from .. import signals
+    from ..config import RunConfig, apply_overrides, preset, resolve
+
+    implied = [_flag(f) for f in IMAGE_FLAGS if getattr(a, f) is not None]
     if implied and a.signal not in (None, "image"):
         raise ConfigError(f"{implied[0]} names an image file, but --signal is {a.signal}")
     kind = a.signal or ("image" if implied else "sines")
-    if implied:
-        a.signal = kind
-    base = preset(a.preset or "quick", kind)
-    if a.model is not None and a.model != base["model"]["name"]:
-        # the preset's model options and input belong to its own model family
-        base["model"] = {"name": a.model, "options": {}}
-        base["fit"] = {k: v for k, v in base["fit"].items() if k not in ("input_dist", "input_scale")}
-    if a.task is None and a.noise is not None and a.noise != "none":
-        base["task"] = "denoise"
-    cfg = apply_overrides(apply_overrides(RunConfig(), base), record_overrides(a))
+    size = None
+    if kind == "image":
+        source = a.image or a.observed or signals.sample_image_path()
+        size = signals.image_size(source)
+    base = preset(a.preset or "quick", kind, a.model, image_size=size)
+    overrides = record_overrides(a)
+    overrides["signal"].setdefault("kind", kind)
+    if a.freqs is not None and a.amps is None:  # one amplitude per frequency, 1 each
+        overrides["signal"]["amps"] = tuple(1.0 for _ in a.freqs)
+    cfg = resolve(apply_overrides(apply_overrides(RunConfig(), base), overrides))
     for flag, task in TASK_FLAGS.items():
         if getattr(a, flag) is not None and cfg.task != task:
             raise ConfigError(f"--{flag} is for --task {task}; this records the {cfg.task} task")
+    for flag, signal_kind in SIGNAL_FLAGS.items():
+        if getattr(a, flag) is not None and cfg.signal.kind != signal_kind:
+            raise ConfigError(f"{_flag(flag)} is for --signal {signal_kind}; this records the {cfg.signal.kind} signal")
+    if a.noise is not None and cfg.task == "fit":
+        raise ConfigError(f"--noise {a.noise} needs a task with an observation to degrade (--task denoise, inpaint or "
+                          "superres); the fit task fits the clean signal")
+    for flag in NOISE_FLAGS:
+        if getattr(a, flag) is not None and (cfg.task == "fit" or cfg.degrade.noise == "none"):
+            why = "the fit task fits the clean signal" if cfg.task == "fit" else "this observation gets no noise"
+            raise ConfigError(f"{_flag(flag)} sets the observation's noise, but {why} (--noise white|lowfreq)")
+    if a.noise_cutoff is not None and cfg.degrade.noise != "lowfreq":
+        raise ConfigError(f"--noise-cutoff is for --noise lowfreq; the noise is {cfg.degrade.noise}")
+    if (a.input_dist is not None or a.input_scale is not None) and (a.input_image is not None or cfg.model.name == "relunet"):
+        what = "a guide image (--input-image)" if a.input_image is not None else "the pixel coordinates (relunet)"
+        raise ConfigError(f"--input-dist/--input-scale draw the random input, but the input is {what}")
     return cfg
+
+
+def check_resume_flags(a: argparse.Namespace) -> None:
+    """--resume continues a recording as it was configured: any other setting is refused."""
+    given = sorted(_flag(k) for k, v in vars(a).items() if k not in RESUME_FLAGS and v not in (None, False))
+    if given:
+        raise ConfigError(f"--resume continues the recording as it was configured; {', '.join(given)} "
+                          "cannot change it (record anew with --overwrite to change settings)")
 
 
 def _default_out(cfg) -> Path:
@@ -226,10 +266,29 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def dry_run(a: argparse.Namespace) -> int:
+    """Print the fully resolved configuration (every option with its value) and the shapes it
+    gives, as JSON, and exit: no file is written."""
+    import json
+
+    from ..config import validate
+    from ..problem import make_problem
+
+    cfg = validate(build_config(a))
+    problem = make_problem(cfg)
+    print(json.dumps({"config": cfg.to_dict(), "signal_shape": list(problem.shape),
+                      "observed_shape": list(problem.observed.shape)}, indent=2))
+    return 0
+
+
 def cmd_record(a: argparse.Namespace) -> int:
     from .. import runner
 
     set_threads(a.threads)
+    if a.resume is not None:
+        check_resume_flags(a)
+    elif a.dry_run:
+        return dry_run(a)
     stop = StopFlag()
     stop.install()
     try:
