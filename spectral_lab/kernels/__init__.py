@@ -1,0 +1,1 @@
+"""Kernels of networks at initialisation: Gaussian-process (NNGP) covariances and their use."""
