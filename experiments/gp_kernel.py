@@ -31,7 +31,8 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, cli, markdown_table, write_report
+from experiments._cli import experiment_cli
+from experiments._common import REPO, Experiment, markdown_table, presets, run, write_report
 from spectral_lab.analyze.psnr import psnr
 from spectral_lab.kernels.gp import (
     centred_lags,
@@ -67,7 +68,7 @@ DATA = next((d for d in (REPO.parent / "shared" / "data" / "standard256",
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Experiment):
     # 1. Fig. 3: conv model, depth = number of convs (the paper's d = depth - 1 ReLUs)
     length: int = 128
     width: int = 256
@@ -98,7 +99,6 @@ class Config:
     gp_length_scales: tuple[float, ...] = (1.0, 2.0, 4.0)
     rbf_length_scales: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
     noise_ratios: tuple[float, ...] = (1e-4, 1e-3, 1e-2)
-    seed: int = 0
     runs: int = 50
     name: str = NAME
 
@@ -108,6 +108,7 @@ QUICK = replace(DEFAULT, length=64, n_nets=300, depths=(2, 4), length_scales=(0.
                 sweep_widths=(16, 64, 256), sweep_nets=600, dip_nets=300, dip_modes=("bilinear", "nearest"),
                 downsample=8, gp_depths=(2, 6), gp_length_scales=(1.0, 2.0), rbf_length_scales=(0.75, 1.5),
                 noise_ratios=(1e-3,))
+PRESETS = presets(paper=DEFAULT, quick=QUICK)
 
 
 def conv_options(cfg: Config, depth: int, width: int | None = None, in_channels: int | None = None) -> dict:
@@ -303,8 +304,13 @@ def gp_inference(cfg: Config) -> tuple[list[dict], dict]:
 
 # ----------------------------------------------------------------------------------- main
 
-def main(cfg: Config, out_dir: Path = REPO) -> dict:
-    paths = Paths(Path(out_dir), cfg.name)
+def main(cfg: Config) -> dict:
+    """No recordings: kernels are computed and sampled in memory."""
+    return run(cfg, lambda cfg: [], report)
+
+
+def report(cfg: Config, recorded=()) -> dict:
+    paths = cfg.paths
     sections, numbers = [], {"config": cfg}
     fig3_rows, numbers["fig3"] = fig3(cfg)
     sections.append(("Fig. 3 (b): normalised covariance of the conv model, analytic / sampled ± se "
@@ -329,4 +335,4 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__.splitlines()[0], DEFAULT, QUICK, main))
+    sys.exit(experiment_cli(sys.modules[__name__]))

@@ -18,7 +18,6 @@ sys.path.insert(0, str(REPO))  # the experiments folder is scripts, not an insta
 
 from experiments import denoise_architectures as arch  # noqa: E402
 from experiments._common import Setting, dip_setting  # noqa: E402
-from experiments import lowfreq_failure as failure  # noqa: E402
 from experiments import stopping_rules  # noqa: E402
 from spectral_lab.analyze.noise_fit import first_reaching, fitted_fractions  # noqa: E402
 from spectral_lab.errors import SpectralLabError  # noqa: E402
