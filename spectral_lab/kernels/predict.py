@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from spectral_lab.analyze.amplitudes import AmplitudeResult, squared_error
-from spectral_lab.analyze.stopping_points import first_crossing_per_column, settle_iteration_per_column
+from spectral_lab.analyze.convergence import first_crossing_per_column, settle_iteration_per_column
 from spectral_lab.errors import AnalysisError
 
 __all__ = ["ConvergencePrediction", "complex_amplitudes", "predict_convergence", "predict_from_net",
