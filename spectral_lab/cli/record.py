@@ -20,6 +20,17 @@ def _freqs(text: str) -> tuple[float, ...]:
 
 
 def add_parser(sub) -> None:
+    r = sub.add_parser("record", help="fit R runs and record every output to an HDF5 trajectory file",
+                       description="Fit R runs of one configuration and record every output. With no flag "
+                                   "it records the default: 2 runs of the 1D conv net on sin(2π5t)+sin(2π50t).")
+    add_config_arguments(r)
+    add_output_arguments(r)
+    r.set_defaults(func=cmd_record)
+
+
+def add_config_arguments(r) -> None:
+    """The flags that make a configuration (signal, task, model, fit): what ``record`` takes and
+    what other commands reuse to describe the same run (``build_config`` reads them)."""
     from ..config import PRESETS, SIGNAL_KINDS, TASKS, VARY
     from ..losses import LOSSES
     from ..models import MODELS
@@ -27,11 +38,7 @@ def add_parser(sub) -> None:
     from ..models.dip import UPSAMPLE_MODES
     from ..optim import OPTIMIZERS
     from ..signals import NOISE_KINDS
-    from ..trajectory.schema import COMPRESSIONS, STORAGE_DTYPES
 
-    r = sub.add_parser("record", help="fit R runs and record every output to an HDF5 trajectory file",
-                       description="Fit R runs of one configuration and record every output. With no flag "
-                                   "it records the default: 2 runs of the 1D conv net on sin(2π5t)+sin(2π50t).")
     g = r.add_argument_group("signal")
     g.add_argument("--signal", choices=SIGNAL_KINDS)
     g.add_argument("--freqs", type=_freqs, help="comma-separated frequencies, e.g. 5,50")
@@ -93,6 +100,12 @@ def add_parser(sub) -> None:
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is much "
                                                 "faster when other processes share the cores")
+
+
+def add_output_arguments(r) -> None:
+    """record's own flags: where and how frames are stored, resume, progress."""
+    from ..trajectory.schema import COMPRESSIONS, STORAGE_DTYPES
+
     g = r.add_argument_group("output")
     g.add_argument("--out", help="output file (default: trajectories/<signal>-<model>-<task>-<time>.h5)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -113,7 +126,6 @@ def add_parser(sub) -> None:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.add_argument("--dry-run", action="store_true",
                    help="print the fully resolved configuration (every option with its value) as JSON and exit")
-    r.set_defaults(func=cmd_record)
 
 
 # flags that only a task uses: refused with another task instead of ignored
@@ -127,8 +139,20 @@ def _path(p: str | None) -> str | None:
     return None if p is None else str(Path(p).expanduser().resolve())
 
 
+class _Given:
+    """The parsed flags; a flag this command does not define reads as not given (None), so
+    commands that take only some of record's flags (``kernel ntk``) share its code."""
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        self._a = a
+
+    def __getattr__(self, name: str):
+        return getattr(self._a, name, None)
+
+
 def record_overrides(a: argparse.Namespace) -> dict:
     """Only the flags the user gave, as config section overrides."""
+    a = _Given(a)
     def given(d: dict) -> dict:
         return {k: v for k, v in d.items() if v is not None}
 
@@ -187,6 +211,7 @@ def build_config(a: argparse.Namespace):
     from .. import signals
     from ..config import RunConfig, apply_overrides, preset, resolve
 
+    a = _Given(a) if isinstance(a, argparse.Namespace) else a
     implied = [_flag(f) for f in IMAGE_FLAGS if getattr(a, f) is not None]
     if implied and a.signal not in (None, "image"):
         raise ConfigError(f"{implied[0]} names an image file, but --signal is {a.signal}")
