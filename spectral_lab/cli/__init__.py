@@ -28,6 +28,12 @@ def _record(sub) -> None:
     add_parser(sub)
 
 
+def _kernel(sub) -> None:
+    from .kernel import add_parser
+
+    add_parser(sub)
+
+
 def _files(which: str) -> Callable:
     def add(sub) -> None:
         from . import files
@@ -55,6 +61,7 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "models": (_files("models"), "list the model families, their options and parameter counts"),
     "analyze": (_analysis("analyze"), "compute an analysis of a trajectory file"),
     "plot": (_analysis("plot"), "draw an analysis of a trajectory file"),
+    "kernel": (_kernel, "the network's kernels before training: tangent kernel (ntk), GP covariance (gp)"),
 }
 
 
