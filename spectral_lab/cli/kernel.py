@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from ..analyze._io import json_safe
 from ..errors import ConfigError
 from ._common import Parser, dump, fmt_it
 
@@ -84,14 +85,9 @@ def add_parser(sub) -> None:
 
 # --------------------------------------------------------------------------- kernel ntk
 
-def _given(a: argparse.Namespace, name: str) -> bool:
-    value = getattr(a, name, None)
-    return value is not None and value is not False
-
-
 def _check_ntk_flags(a: argparse.Namespace) -> None:
     for name in ("seeds", "bands", "horizon"):
-        if _given(a, name) and getattr(a, name) < 1:
+        if getattr(a, name) is not None and getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be >= 1, got {getattr(a, name)}")
     if a.directions < 1:
         raise ConfigError(f"--directions must be >= 1, got {a.directions}")
@@ -183,7 +179,7 @@ def cmd_ntk(a: argparse.Namespace) -> int:
     for w in out["warnings"]:
         print(f"spectral-lab: warning: {w}", file=sys.stderr)
     if a.json:
-        dump(_jsonable(out))
+        dump(json_safe(out))
         return 0
     where = (f"snapshot at iteration {out['from_iteration']} of {out['file']}" if out["file"] else "initialisation")
     seeds = ", ".join(str(s["seed"]) for s in out["seeds"])
@@ -220,12 +216,6 @@ def cmd_ntk(a: argparse.Namespace) -> int:
                                                                                   s["predicted_convergence"])
             for s in out["per_seed"]))
     return 0
-
-
-def _jsonable(out: dict) -> dict:
-    from ..analyze._io import json_safe
-
-    return json_safe(out)
 
 
 # --------------------------------------------------------------------------- kernel gp
@@ -312,7 +302,7 @@ def gp_kernel(a: argparse.Namespace) -> dict:
 def cmd_gp(a: argparse.Namespace) -> int:
     out = gp_kernel(a)
     if a.json:
-        dump(_jsonable(out))
+        dump(json_safe(out))
         return 0
     print(f"{out['config']}\n{out['n_nets']} random networks, input white N(0, s²)"
           + (f" smoothed by a Gaussian of std {out['length_scale']:g}" if out["length_scale"] else "")

@@ -296,7 +296,6 @@ def predict_ntk(measurements: Sequence[KernelMeasurement], target: np.ndarray, *
     """
     if not measurements:
         raise AnalysisError("no kernels to predict from")
-    n = len(measurements)
     target = np.asarray(target, dtype=np.float64)
     m = target.size
     lam_max = [float(x.lambda_max) for x in measurements]
