@@ -1,7 +1,7 @@
 """Predicted against measured: the tangent kernel at initialisation says which frequency is fitted first.
 
-    python experiments/ntk_prediction.py [--quick] [--seeds N] [--out-dir DIR] [--estimate-only]
-        [--set FIELD=VALUE]
+    python experiments/ntk_prediction.py [--quick | --preset defaults | --preset dip1d] [--out-dir DIR]
+        [--estimate-only] [--set FIELD=VALUE]
 
 1D (sin(2π k1 t) + sin(2π k2 t) on ``length`` samples). For every model family of
 ``families`` the kernel Θ = J Jᵀ of each seed is computed at initialisation (the full
@@ -154,7 +154,12 @@ PRESETS = presets(
     # under SGD at two fractions of the stable step and under Adam, 5 seeds, 1000 iterations, no images
     # (~10 min of fitting: --estimate-only).
     defaults=Config(seeds=5, families=tuple(replace(f, iterations=1000, fractions=(0.5, 0.9)) for f in (CONV, LINEAR)),
-                    snapshot_families=("conv4", "linear"), full_kernel_seeds=1, images=False))
+                    snapshot_families=("conv4", "linear"), full_kernel_seeds=1, images=False),
+    # The paper preset's three 1D DIPs (3 levels x 32, N = 256, k = 3, 37) under SGD at half the
+    # stable step only, 3 seeds, 1500 iterations: does the 1D dip converge at the kernel's step?
+    dip1d=Config(seeds=3, families=tuple(replace(f, iterations=1500, adam_lr=None, seeds=None)
+                                         for f in FAMILIES if f.model == "dip"),
+                 snapshot_families=(), images=False))
 PAPER, QUICK, DEFAULTS = PRESETS["paper"], PRESETS["quick"], PRESETS["defaults"]
 
 
