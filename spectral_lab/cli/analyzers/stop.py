@@ -71,6 +71,9 @@ def analyze_stop(a) -> int:
         return 0
     print(f"{a.file}: stopping rule {res.rule} {res.params}")
     for e in res.entries:
+        if e.best_iteration is None:
+            print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} (no clean reference: no score, no oracle)")
+            continue
         print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} ({e.psnr:.2f} dB); oracle "
               f"{e.best_psnr:.2f} dB at {e.best_iteration}; gap {e.gap:.2f} dB")
     return 0
