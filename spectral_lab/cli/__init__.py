@@ -12,6 +12,7 @@ Modules named in ``$SPECTRAL_LAB_PLUGINS`` are imported first, so their entries 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -93,7 +94,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("spectral-lab: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+    except OSError as exc:  # the output itself failed (a full device behind stdout, ...)
+        _silence_stdout()
+        print(f"spectral-lab: error: cannot write the output: [Errno {exc.errno}] {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on demand
+        if os.environ.get("SPECTRAL_LAB_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0][:300]
+        print(f"spectral-lab: internal error: {type(exc).__name__}: {first} (a bug: please report it; "
+              f"SPECTRAL_LAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush of a broken or full output does
+    not print a traceback at exit."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,13 +33,17 @@ def title_of(config: Mapping) -> str:
     return f"{m['name']}({opts}) on {sig}, {task}, lr={f['lr']:g}"
 
 
-def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write the figure (folders created) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return path
+def save(fig: Figure, path: str | Path, dpi: int = 120, *, overwrite: bool = True) -> Path:
+    """Write the figure (folders created, through a hidden sibling renamed into place) and
+    close it. An HDF5 file is never replaced, another existing file only with ``overwrite``
+    (`spectral_lab.outputs`)."""
+    from ..outputs import check_output, write_atomically
+
+    try:
+        path = check_output(path, overwrite=overwrite)
+        return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_at: Mapping[int, np.ndarray],

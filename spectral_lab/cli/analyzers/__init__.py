@@ -15,7 +15,7 @@ from typing import Callable
 
 from ...registry import Registry
 
-__all__ = ["Analyzer", "ANALYZERS", "analyzer", "save_figure", "add_analyze_parsers", "add_plot_parsers"]
+__all__ = ["Analyzer", "ANALYZERS", "analyzer", "check_run", "save_figure", "add_analyze_parsers", "add_plot_parsers"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,14 @@ def analyzer(name: str, *, help: str, add_arguments: Callable, plot: Callable | 
     return deco
 
 
+def check_run(run: int, n_runs: int) -> None:
+    """--run names one of the file's runs (one line otherwise)."""
+    from ...errors import AnalysisError
+
+    if not 0 <= run < n_runs:
+        raise AnalysisError(f"--run {run}: the file has runs 0..{n_runs - 1}")
+
+
 def save_figure(a, draw: Callable) -> int:
     """``draw(title)`` -> Figure, titled with what the file ran, saved to ``a.output``."""
     from ... import plot
@@ -50,8 +58,18 @@ def save_figure(a, draw: Callable) -> int:
 
     with open_trajectory(a.file) as t:
         title = plot.title_of(t.config)
-    print(f"wrote {plot.save(draw(title), a.output)}")
+    print(f"wrote {plot.save(draw(title), a.output, overwrite=a.overwrite)}")
     return 0
+
+
+def _checked_output(handler: Callable) -> Callable:
+    """The plot command with its output checked before any work (`spectral_lab.outputs`)."""
+    def run(a) -> int:
+        from ...outputs import check_output
+
+        check_output(a.output, overwrite=a.overwrite)
+        return handler(a)
+    return run
 
 
 def add_analyze_parsers(sub) -> None:
@@ -68,4 +86,5 @@ def add_plot_parsers(sub) -> None:
             p = sub.add_parser(name, help=entry.help)
             entry.obj.add_arguments(p)
             p.add_argument("-o", "--output", required=True, help="figure file (.png, .pdf, .svg)")
-            p.set_defaults(handler=entry.obj.plot)
+            p.add_argument("--overwrite", action="store_true", help="replace an existing figure (never a trajectory)")
+            p.set_defaults(handler=_checked_output(entry.obj.plot))

@@ -41,7 +41,7 @@ def plot_amplitudes(a) -> int:
         frames_at = {it: np.asarray(frames[it], dtype=np.float64) for it in wanted}
         fig = plot.amplitude_figure(results, traj.target, frames_at, delta=a.delta,
                                     title=plot.title_of(traj.config))
-    print(f"wrote {plot.save(fig, a.output)}")
+    print(f"wrote {plot.save(fig, a.output, overwrite=a.overwrite)}")
     return 0
 
 
