@@ -1,215 +1,45 @@
-"""Plumbing shared by the 1D experiments: one setting -> one batched trajectory file -> numbers.
+"""What every experiment script shares: its configuration's common fields, the model settings it
+compares, the files it records, and the way it writes its tables.
 
-An experiment script is a frozen ``Config``, the `Setting` s it names, and
-``main(cfg, out_dir)``. Everything here is configuration in, files and plain numbers out:
+An experiment script is configuration and presentation only:
 
-- `Setting` + `run_config`: a model family, its options and its optimiser as a `RunConfig`
-  (R seeds of one setting are one file: the models batch runs natively).
-- `record_setting`: `spectral_lab.runner.record` with a callback that notes what was really
-  trained (the built network's class, parameter count and layer shapes).
-- `analyze_setting`: `analyze_amplitudes_file` at each threshold + `convergence_table`.
-- `relative_results`: the same analysis on the normalised amplitude Ã_k / A_k (for signals
-  whose amplitudes differ, where an absolute threshold on SE means different things).
-- `cli`: ``--quick``, ``--out-dir``, ``--threads``; `write_report`: table.md and results.json.
+- a frozen ``Config``, a subclass of `Experiment` (`SinesExperiment`, `ImageExperiment`,
+  `DivergenceExperiment`, `DenoiseExperiment`: the fields several experiments share are
+  declared once, here), and its presets ``PRESETS = presets(paper=..., quick=...)``;
+- ``jobs(cfg)``: the trajectory files it needs, as `spectral_lab.sweep.Job` s built by
+  `run_config` from a `Setting` (a model, its options and its optimisation budget);
+- ``report(cfg, recorded)``: the package's analyzers on those files, figures, ``table.md`` and
+  ``results.json`` (`write_report`);
+- ``main(cfg) = run(cfg, jobs, report)``: plan (estimate the cost, refuse what the disk cannot
+  hold), stop there with ``estimate_only``, else record (reusing complete files of the same
+  configuration, resuming unfinished ones) and report. `experiments._cli.experiment_cli` is
+  the command line of every script.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import time
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
-import torch
-
-from spectral_lab.analyze import convergence
-from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table
-from spectral_lab.config import FitConfig, ModelConfig, RecordConfig, RunConfig, SignalConfig, validate
-from spectral_lab.fit import Callback, FitState
-from spectral_lab.runner import record
+from spectral_lab.analyze._io import json_safe
+from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table, relative_results
+from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, divergence_file
+from spectral_lab.analyze.stats import mean_std
+from spectral_lab.config import DegradeConfig, FitConfig, ModelConfig, RecordConfig, RunConfig, SignalConfig, preset, validate
+from spectral_lab.images import image_label
+from spectral_lab.sweep import Job, Recorded, markdown_table, plan, record_jobs
 
 REPO = Path(__file__).resolve().parents[1]
 
-__all__ = ["REPO", "Setting", "run_config", "Recorded", "record_setting", "analyze_setting",
-           "relative_results", "convergence_row", "markdown_table", "fmt_iter", "fmt_ratio",
-           "write_report", "cli", "Paths"]
+__all__ = ["REPO", "Paths", "Experiment", "SinesExperiment", "ImageExperiment", "DivergenceExperiment",
+           "DenoiseExperiment", "presets", "Setting", "dip_setting", "run_config", "run", "analyze_setting",
+           "convergence_row", "models_line", "markdown_table", "fmt_iter", "fmt_ratio", "fmt_mean_std",
+           "fmt_or_dash", "write_report"]
 
 
-# --------------------------------------------------------------------------- settings
-
-@dataclass(frozen=True)
-class Setting:
-    """One model and its optimisation: everything that differs between files of an experiment.
-
-    ``label`` names the file (``<label>.h5``) and the rows of the tables.
-    """
-
-    label: str
-    model: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    lr: float = 1e-4
-    iterations: int = 300
-    optimizer: str = "adam"
-    input_dist: str | None = None
-    input_scale: float | None = None
-
-
-def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int = 0,
-               device: str = "auto") -> RunConfig:
-    """The `RunConfig` of ``runs`` seeds (``seed .. seed + runs - 1``) of one setting.
-
-    Weights and input vary with the seed (``vary='both'``), as in the paper's repeated runs.
-    """
-    cfg = RunConfig(
-        task="fit",
-        signal=signal,
-        model=ModelConfig(name=setting.model, options=dict(setting.options)),
-        fit=FitConfig(iterations=setting.iterations, lr=setting.lr, optimizer=setting.optimizer,
-                      input_dist=setting.input_dist, input_scale=setting.input_scale,
-                      runs=runs, seed=seed, vary="both", device=device),
-        # 1D frames are small: no compression, lossless float32 (SE of small amplitudes matters)
-        record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0),
-    )
-    return validate(cfg)
-
-
-# --------------------------------------------------------------------------- recording
-
-class _NetProbe(Callback):
-    """Notes what the fit loop really trains: the network it was handed, not a config's claim."""
-
-    def __init__(self) -> None:
-        self.info: dict[str, Any] = {}
-
-    def on_start(self, state: FitState) -> None:
-        net = state.net
-        self.info = {
-            "class": type(net).__name__,
-            "runs": int(net.runs),
-            "parameters_per_run": int(net.parameters_per_run()),
-            # per-run shapes of every parameter: distinguishes depth and width directly
-            "parameter_shapes": [list(p.shape[1:]) for p in net.parameters()],
-        }
-
-
-@dataclass
-class Recorded:
-    """A finished recording: its file, wall time and the network that was trained."""
-
-    path: Path
-    seconds: float
-    status: str
-    network: dict[str, Any]
-    config: RunConfig
-
-
-def record_setting(cfg: RunConfig, path: str | Path, *, log: Callable[[str], None] = print) -> Recorded:
-    """Record ``cfg`` into ``path`` (overwriting), and raise if the fit did not complete."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    probe = _NetProbe()
-    started = time.perf_counter()
-    result = record(cfg, path, overwrite=True, progress=False, callbacks=[probe])
-    seconds = time.perf_counter() - started
-    if result.status != "complete":
-        raise RuntimeError(f"{path.name}: fit ended as {result.status}: {result.message}")
-    log(f"  recorded {path.name}: {cfg.model.name} {dict(cfg.model.options)}, {cfg.fit.runs} runs x "
-        f"{cfg.fit.iterations} it, lr {cfg.fit.lr:g} ({cfg.fit.optimizer}), "
-        f"{probe.info['parameters_per_run']:,} params/run, {seconds:.1f} s")
-    return Recorded(path, seconds, result.status, probe.info, cfg)
-
-
-# --------------------------------------------------------------------------- analysis
-
-def analyze_setting(path: str | Path, deltas: Sequence[float], *, pair: tuple[float, float] | None = None,
-                    relative: bool = False) -> dict[float, tuple[dict[int, AmplitudeResult], dict]]:
-    """Per threshold δ: ``(results per run, convergence_table)`` of one trajectory file.
-
-    ``relative``: converge on (Ã_k/A_k − 1)² ≤ δ instead of (Ã_k − A_k)² ≤ δ (see
-    `relative_results`); identical when every A_k = 1.
-    """
-    out = {}
-    for delta in deltas:
-        results = analyze_amplitudes_file(path, delta=delta)
-        if relative:
-            results = relative_results(results)
-        out[float(delta)] = (results, convergence_table(results, pair=pair))
-    return out
-
-
-def relative_results(results: Mapping[int, AmplitudeResult]) -> dict[int, AmplitudeResult]:
-    """The analysis of the normalised amplitude Ã_k / A_k against 1, at the same δ.
-
-    SE_rel(k) = (Ã_k/A_k − 1)² = SE(k)/A_k², so δ bounds the *relative* amplitude error
-    (δ = 0.01: within 10 % of A_k whatever A_k is). With an absolute δ = 0.01 a component of
-    amplitude 0.1 would count as converged before training (SE = A_k² = 0.01 at Ã_k = 0).
-    """
-    out = {}
-    for run, res in results.items():
-        if np.any(res.target_amps == 0):
-            raise ValueError("relative amplitudes need every target amplitude A_k != 0")
-        norm = res.amplitudes / res.target_amps
-        se = (norm - 1.0) ** 2
-        out[run] = AmplitudeResult(
-            freqs=res.freqs, target_amps=np.ones_like(res.target_amps), amplitudes=norm, se=se,
-            delta=res.delta,
-            converged_at=convergence.settle_iteration_per_column(se, res.delta),
-            first_crossing=convergence.first_crossing_per_column(se, res.delta))
-    return out
-
-
-# --------------------------------------------------------------------------- tables
-
-def fmt_iter(summary: Mapping) -> str:
-    """``mean ± std (n)`` of a convergence summary; 'never' when no run converged."""
-    if summary["mean"] is None:
-        return "never"
-    std = "" if summary["std"] is None else f" ± {summary['std']:.0f}"
-    n = len(summary["per_run"])
-    return f"{summary['mean']:.0f}{std}" + ("" if summary["n_converged"] == n else f" ({summary['n_converged']}/{n})")
-
-
-def fmt_ratio(ratio: Mapping | None) -> str:
-    """``mean [lo, hi]`` of a ratio summary (its confidence interval), '—' when undefined."""
-    if ratio is None or ratio["mean"] is None:
-        return "—"
-    ci = f" [{ratio['ci'][0]:.2f}, {ratio['ci'][1]:.2f}]" if ratio["ci"] else ""
-    return f"{ratio['mean']:.2f}{ci}"
-
-
-def convergence_row(table: Mapping, freq_index: int | None = None) -> dict[str, str]:
-    """Formatted cells of one convergence table: per frequency, then the ratio."""
-    cells = {}
-    for j, pf in enumerate(table["per_freq"]):
-        if freq_index is not None and j != freq_index:
-            continue
-        k = f"{pf['freq']:g}"
-        cells[f"t(k={k}) settle"] = fmt_iter(pf["converged_at"])
-        cells[f"t(k={k}) first"] = fmt_iter(pf["first_crossing"])
-    if table.get("ratio"):
-        r = table["ratio"]
-        name = f"t(k={r['k2']:g})/t(k={r['k1']:g})"
-        cells[f"{name} settle"] = fmt_ratio(r["converged_at"])
-        cells[f"{name} first"] = fmt_ratio(r["first_crossing"])
-    return cells
-
-
-def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A GitHub markdown table; columns in first-seen order."""
-    cols: list[str] = []
-    for row in rows:
-        cols += [c for c in row if c not in cols]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
-    return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- outputs
+# --------------------------------------------------------------------------- where an experiment writes
 
 @dataclass(frozen=True)
 class Paths:
@@ -230,50 +60,298 @@ class Paths:
         return self.trajectories / f"{label}.h5"
 
 
-def _jsonable(obj):
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return _jsonable(asdict(obj))
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
+# --------------------------------------------------------------------------- configurations
+
+@dataclass(frozen=True)
+class Experiment:
+    """The fields of every experiment's ``Config``.
+
+    ``name``: the folders it writes (`Paths`); ``preset``: the name of the preset it came from
+    (titles); ``seed``: the first seed (run r of a file uses ``seed + r``); ``device``: where the
+    fits run (stored in every file's configuration); ``out_dir``: the folder holding
+    ``trajectories/`` and ``figures/``; ``estimate_only``: print the cost and stop.
+    """
+
+    name: str = ""
+    preset: str = "paper"
+    seed: int = 0
+    device: str = "cpu"
+    out_dir: Path = REPO
+    estimate_only: bool = False
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(Path(self.out_dir), self.name)
 
 
-def write_report(paths: Paths, *, title: str, body: str, numbers: Mapping[str, Any]) -> tuple[Path, Path]:
-    """Write ``table.md`` (title + body) and ``results.json`` into the figures folder."""
+@dataclass(frozen=True)
+class SinesExperiment(Experiment):
+    """Σ A_k sin(2π k t) on ``length`` points (``freqs``, ``amps``), ``seeds`` runs of each
+    setting in one file, convergence read at each threshold of ``deltas`` (``deltas[0]`` is
+    the one the figures use). The fits run on ``device`` ('auto': CUDA when there is one)."""
+
+    freqs: tuple[float, ...] = (5, 50)
+    amps: tuple[float, ...] = (1.0, 1.0)
+    length: int = 200
+    seeds: int = 10
+    deltas: tuple[float, ...] = (0.01, 0.05)
+    device: str = "auto"
+
+    @property
+    def signal(self) -> SignalConfig:
+        return SignalConfig(kind="sines", freqs=tuple(self.freqs), amps=tuple(self.amps), length=self.length)
+
+
+@dataclass(frozen=True)
+class ImageExperiment(Experiment):
+    """The ``dip`` network fitting one clean image, R runs a file.
+
+    ``image``: "triangle" (synthetic, side ``size``), "photo" (matplotlib's photograph) or a
+    file, grey, down-sampled by ``downsample`` (None: to a shorter side of about ``size``; see
+    `spectral_lab.images.image_signal`); ``levels`` and ``channels`` (down = up) of
+    the DIP; Adam at ``lr`` for ``iterations``; input z ~ U(0, 0.1), no input perturbation
+    (the spectral-bias reference code fits clean images without it).
+    """
+
+    image: str = "triangle"
+    size: int = 128
+    downsample: int | None = None
+    levels: int = 5
+    channels: int = 128
+    iterations: int = 1000
+    lr: float = 0.01
+    runs: int = 3
+
+    def dip(self, **options) -> Setting:
+        """The DIP setting of this experiment, with extra model ``options``."""
+        return Setting("dip", "dip", {"levels": self.levels, "down": self.channels, "up": self.channels, **options},
+                       lr=self.lr, iterations=self.iterations, input_dist="uniform", input_scale=0.1)
+
+    def image_what(self, downsample: int | None = None) -> str:
+        """What is fitted, for titles: ``triangle S²`` or ``<image> (grey, ÷d)``."""
+        if self.image == "triangle":
+            return f"triangle {self.size}²"
+        return f"{image_label(self.image)} (grey, ÷{downsample})"
+
+    def title(self, what: str, runs: str, *, net: str = "") -> str:
+        """``dip(levels=…, … ch<net>) <what>; Adam lr=…, … it, R runs <runs>``: every image title."""
+        return (f"dip(levels={self.levels}, {self.channels} ch{net}) {what}; Adam lr={self.lr:g}, "
+                f"{self.iterations} it, {self.runs} runs {runs}")
+
+
+@dataclass(frozen=True)
+class DivergenceExperiment(ImageExperiment):
+    """An `ImageExperiment` read through the inter-run divergence ε, its dips found by the
+    detector of `spectral_lab.analyze.divergence` (median window ``smooth``, ``prominence`` in
+    decades)."""
+
+    smooth: int = DEFAULT_SMOOTH
+    prominence: float = DEFAULT_PROMINENCE
+
+    def divergence(self, path: Path, pairs: Sequence[tuple[int, int]] | None = None):
+        """`divergence_file` of ``path`` with this experiment's detector."""
+        return divergence_file(path, pairs, smooth=self.smooth, prominence=self.prominence)
+
+    def detector(self) -> str:
+        return f"median window {self.smooth}, prominence {self.prominence:g} decades"
+
+
+@dataclass(frozen=True)
+class DenoiseExperiment(Experiment):
+    """Models denoising images: ``images`` a file or a folder (None: the experiment's default),
+    read ``grey`` or in colour, down-sampled by ``downsample``, degraded with σ = ``sigma``
+    (0–255 scale; low-frequency noise: zero above ``cutoff`` cycles/pixel) from noise seed
+    ``noise_seed``, fitted by ``seeds`` seeds per file."""
+
+    images: str | None = None
+    grey: bool = False
+    downsample: int = 4
+    sigma: float = 25.0
+    cutoff: float = 0.05
+    noise_seed: int = 0
+    seeds: int = 3
+
+    def denoise_config(self, setting: Setting, image: Path | None, *, noise: str = "white",
+                       cutoff: float | None = None, probe: float = 0.0, crop_multiple: int = 1) -> RunConfig:
+        """``seeds`` seeds of ``setting`` denoising ``image`` (None: the sample photograph),
+        degraded by ``noise`` (σ = ``sigma``; the low-frequency field's ``cutoff``, None: this
+        experiment's); ``probe`` > 0: the SURE twin of that file; ``crop_multiple``: see
+        `spectral_lab.models.common_crop`."""
+        signal = SignalConfig(kind="image", image=None if image is None else str(image), grey=self.grey,
+                              downsample=self.downsample, crop_multiple=crop_multiple)
+        degrade = DegradeConfig(noise=noise, sigma=self.sigma, cutoff=self.cutoff if cutoff is None else cutoff,
+                                seed=self.noise_seed, probe=probe)
+        return run_config(setting, signal, runs=self.seeds, seed=self.seed, device=self.device, degrade=degrade)
+
+
+def presets(**named: Experiment) -> dict[str, Experiment]:
+    """``{name: cfg}`` with each configuration's ``preset`` field set to its name; the first
+    is the one a script runs without ``--quick`` / ``--preset``."""
+    return {name: replace(cfg, preset=name) for name, cfg in named.items()}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One model and its optimisation: what differs between the files of an experiment.
+
+    ``label`` names the file and the rows of the tables. ``input_dist`` / ``input_scale``: the
+    fixed input z (None: the model family's own, `spectral_lab.models.base.RunNet`).
+    """
+
+    label: str
+    model: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    lr: float = 1e-4
+    iterations: int = 300
+    optimizer: str = "adam"
+    reg_noise_std: float = 0.0
+    input_dist: str | None = None
+    input_scale: float | None = None
+
+    def describe(self) -> str:
+        """``model(options), Adam lr=…[, reg_noise_std=…], N iterations``."""
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items()) or "defaults"
+        reg = f", reg_noise_std={self.reg_noise_std:.3g}" if self.reg_noise_std else ""
+        opt = "Adam" if self.optimizer == "adam" else self.optimizer
+        return f"{self.model}({opts}), {opt} lr={self.lr:g}{reg}, {self.iterations} iterations"
+
+
+def dip_setting(label: str = "dip", options: Mapping[str, Any] | None = None, *, iterations: int | None = None,
+                preset_name: str = "paper") -> Setting:
+    """The DIP as `spectral_lab.config.preset` sets it up for images (the DIP paper's denoising
+    settings: Adam lr 0.01, z ~ U(0, 0.1) of 32 channels, input perturbation σ = 1/30)."""
+    fit = preset(preset_name, "image")["fit"]
+    return Setting(label, "dip", dict(options or {}), iterations=iterations or fit["iterations"], lr=fit["lr"],
+                   reg_noise_std=fit["reg_noise_std"], input_dist=fit["input_dist"], input_scale=fit["input_scale"])
+
+
+def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int = 0, vary: str = "both",
+               device: str = "cpu", degrade: DegradeConfig | None = None) -> RunConfig:
+    """The `RunConfig` of ``runs`` runs (seeds ``seed .. seed + runs - 1`` for what ``vary``
+    names) of one setting: task ``fit`` of the clean signal, or ``denoise`` with ``degrade``.
+
+    Frames are stored losslessly (float32, no compression): the analyses measure small
+    high-frequency differences and SE of small amplitudes.
+    """
+    cfg = RunConfig(
+        task="fit" if degrade is None else "denoise",
+        signal=signal,
+        degrade=DegradeConfig() if degrade is None else degrade,
+        model=ModelConfig(name=setting.model, options=dict(setting.options)),
+        fit=FitConfig(iterations=setting.iterations, lr=setting.lr, optimizer=setting.optimizer,
+                      reg_noise_std=setting.reg_noise_std, input_dist=setting.input_dist,
+                      input_scale=setting.input_scale, runs=runs, seed=seed, vary=vary, device=device),
+        record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0),
+    )
+    return validate(cfg)
+
+
+# --------------------------------------------------------------------------- running
+
+def run(cfg: Experiment, jobs: Callable[[Any], Sequence[Job]], report: Callable[[Any, list[Recorded]], dict],
+        *, log: Callable[[str], None] = print) -> dict:
+    """``jobs(cfg)``, their estimate (`spectral_lab.sweep.plan`), then — unless
+    ``cfg.estimate_only`` — `record_jobs` and ``report(cfg, recorded)``.
+
+    Returns the report's numbers, or ``{"estimate": Estimate}`` with ``estimate_only``.
+    """
+    todo = list(jobs(cfg))
+    if not todo:
+        if cfg.estimate_only:
+            log(f"{cfg.name}: nothing to record (no training), nothing to estimate")
+            return {}
+        return report(cfg, [])
+    est = plan(todo, estimate_only=cfg.estimate_only, log=log)
+    if cfg.estimate_only:
+        return {"estimate": est}
+    return report(cfg, record_jobs(todo, log=log))
+
+
+def analyze_setting(path: str | Path, deltas: Sequence[float], *, pair: tuple[float, float] | None = None,
+                    relative: bool = False) -> dict[float, tuple[dict[int, AmplitudeResult], dict]]:
+    """Per threshold δ: ``(results per run, convergence_table)`` of one trajectory file.
+
+    ``relative``: converge on (Ã_k/A_k − 1)² ≤ δ instead of (Ã_k − A_k)² ≤ δ
+    (`spectral_lab.analyze.amplitudes.relative_results`); identical when every A_k = 1.
+    """
+    out = {}
+    for delta in deltas:
+        results = analyze_amplitudes_file(path, delta=delta)
+        if relative:
+            results = relative_results(results)
+        out[float(delta)] = (results, convergence_table(results, pair=pair))
+    return out
+
+
+# --------------------------------------------------------------------------- table cells
+
+def fmt_iter(summary: Mapping) -> str:
+    """``mean ± std (n)`` of a convergence summary; 'never' when no run converged."""
+    if summary["mean"] is None:
+        return "never"
+    std = "" if summary["std"] is None else f" ± {summary['std']:.0f}"
+    n = len(summary["per_run"])
+    return f"{summary['mean']:.0f}{std}" + ("" if summary["n_converged"] == n else f" ({summary['n_converged']}/{n})")
+
+
+def fmt_ratio(ratio: Mapping | None) -> str:
+    """``mean [lo, hi]`` of a ratio summary (its confidence interval), '—' when undefined."""
+    if ratio is None or ratio["mean"] is None:
+        return "—"
+    ci = f" [{ratio['ci'][0]:.2f}, {ratio['ci'][1]:.2f}]" if ratio["ci"] else ""
+    return f"{ratio['mean']:.2f}{ci}"
+
+
+def fmt_mean_std(values: Sequence[float] | tuple[float, float], mean: str = ".2f", std: str = ".2f", *,
+                 summarized: bool = False) -> str:
+    """``mean ± std`` (`spectral_lab.analyze.stats.mean_std`: the sample std) of ``values``, or
+    of an already computed ``(mean, std)`` with ``summarized``; '—' when there is no value."""
+    m, s = values if summarized else mean_std(values)
+    return "—" if m != m else f"{m:{mean}} ± {s:{std}}"
+
+
+def fmt_or_dash(value: Any, spec: str = "") -> str:
+    """``format(value, spec)``, '—' for None (an iteration or value that does not exist)."""
+    return "—" if value is None else format(value, spec)
+
+
+def convergence_row(table: Mapping, freq_index: int | None = None) -> dict[str, str]:
+    """Formatted cells of one convergence table: per frequency, then the ratio."""
+    cells = {}
+    for j, pf in enumerate(table["per_freq"]):
+        if freq_index is not None and j != freq_index:
+            continue
+        k = f"{pf['freq']:g}"
+        cells[f"t(k={k}) settle"] = fmt_iter(pf["converged_at"])
+        cells[f"t(k={k}) first"] = fmt_iter(pf["first_crossing"])
+    if table.get("ratio"):
+        r = table["ratio"]
+        name = f"t(k={r['k2']:g})/t(k={r['k1']:g})"
+        cells[f"{name} settle"] = fmt_ratio(r["converged_at"])
+        cells[f"{name} first"] = fmt_ratio(r["first_crossing"])
+    return cells
+
+
+def models_line(settings: Sequence[Setting]) -> str:
+    """``label: model(options) optimizer lr=… x iterations`` of each setting, for titles."""
+    return "; ".join(f"{s.label}: {s.model}({', '.join(f'{k}={v}' for k, v in s.options.items())}) "
+                     f"{s.optimizer} lr={s.lr:g} x{s.iterations}" for s in settings)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def write_report(paths: Paths, *, title: str, body: str, numbers: Mapping[str, Any],
+                 tables: Sequence[str] = (), figures: Sequence[Path] = (),
+                 log: Callable[[str], None] = print) -> tuple[Path, Path]:
+    """Write ``table.md`` (``# title``, then ``body``) and ``results.json`` (``numbers``,
+    JSON-safe: NaN and inf as null) into the figures folder; print ``tables`` and what was
+    written."""
     paths.figures.mkdir(parents=True, exist_ok=True)
     md = paths.figures / "table.md"
     md.write_text(f"# {title}\n\n{body}\n")
     js = paths.figures / "results.json"
-    js.write_text(json.dumps(_jsonable(numbers), indent=1, allow_nan=False) + "\n")
+    js.write_text(json.dumps(json_safe(numbers), indent=1, allow_nan=False) + "\n")
+    for table in tables:
+        log(table)
+    log(f"wrote {', '.join(str(f) for f in [*figures, md, js])}")
     return md, js
-
-
-def cli(description: str, default: Any, quick: Any, main: Callable[[Any, Path], Any],
-        argv: Sequence[str] | None = None) -> int:
-    """``--quick`` (about a minute on 2 CPU cores), ``--out-dir`` (default: the repository) and
-    ``--threads``; runs ``main(quick if --quick else default, out_dir)``."""
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="small configuration, about a minute on 2 CPU cores")
-    p.add_argument("--out-dir", type=Path, default=REPO,
-                   help="where trajectories/<experiment>/ and figures/<experiment>/ go (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1: 1D tensors are tiny, and on a shared 2-core machine "
-                        "two threads made a 400-iteration conv fit 10x slower)")
-    a = p.parse_args(argv)
-    if a.threads < 1:
-        p.error(f"--threads must be >= 1, got {a.threads}")
-    torch.set_num_threads(a.threads)
-    cfg = quick if a.quick else default
-    started = time.perf_counter()
-    main(cfg, a.out_dir.resolve())
-    print(f"total wall time {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    return 0
-

@@ -1,6 +1,6 @@
 """Paper appendix B, Fig. 6: convergence time of k1 and k2 over a depth x width grid.
 
-    python experiments/capacity_sweep.py [--quick] [--out-dir DIR]
+    python experiments/capacity_sweep.py [--quick] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 Every grid point is its own configuration, its own freshly built network and its own file
 trajectories/capacity_sweep/<family>-d<depth>-w<width>.h5 holding R seeds (the reference sweep
@@ -19,11 +19,12 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from experiments._common import (Paths, Setting, analyze_setting, cli, convergence_row, markdown_table,
-                                 record_setting, run_config, write_report)
-from spectral_lab.config import SignalConfig
+from experiments._cli import experiment_cli
+from experiments._common import (SinesExperiment, Setting, analyze_setting, convergence_row, markdown_table,
+                                 presets, run, run_config, write_report)
 from spectral_lab.plot import save
 from spectral_lab.plot.oned import capacity_figure
+from spectral_lab.sweep import Job
 
 NAME = "capacity_sweep"
 
@@ -36,23 +37,21 @@ LINEAR = Setting("linear", "linear", {}, lr=1e-4, iterations=2000)
 
 
 @dataclass(frozen=True)
-class Config:
-    freqs: tuple[float, ...] = (5, 50)
-    amps: tuple[float, ...] = (1.0, 1.0)
-    length: int = 200
-    seeds: int = 10
-    seed: int = 0
-    deltas: tuple[float, ...] = (0.01, 0.05)
+class Config(SinesExperiment):
+    """Every (family, depth, width) point of the grid, ``seeds`` seeds a point."""
+
     families: tuple[Setting, ...] = (CONV, LINEAR)
     depths: tuple[int, ...] = (4, 6, 8, 10)
     widths: tuple[int, ...] = (16, 32, 64, 128)
     name: str = NAME
 
 
-DEFAULT = Config()
-# About a minute on 2 cores: the grid's corners, 5 seeds, a 3x larger lr and fewer iterations.
-QUICK = replace(DEFAULT, seeds=5, depths=(4, 10), widths=(16, 64),
-                families=(replace(CONV, lr=3e-4, iterations=600), replace(LINEAR, lr=3e-4, iterations=600)))
+PRESETS = presets(
+    paper=Config(),
+    # About a minute on 2 cores: the grid's corners, 5 seeds, a 3x larger lr and fewer iterations.
+    quick=Config(seeds=5, depths=(4, 10), widths=(16, 64),
+                 families=(replace(CONV, lr=3e-4, iterations=600), replace(LINEAR, lr=3e-4, iterations=600))))
+PAPER, QUICK = PRESETS["paper"], PRESETS["quick"]
 
 
 def grid(cfg: Config) -> list[tuple[str, Setting, int, int]]:
@@ -65,14 +64,17 @@ def grid(cfg: Config) -> list[tuple[str, Setting, int, int]]:
     return points
 
 
-def main(cfg: Config, out_dir: Path) -> dict:
-    """Record and analyse every grid point; returns the numbers (also in results.json)."""
-    paths = Paths(Path(out_dir), cfg.name)
-    signal = SignalConfig(kind="sines", freqs=tuple(cfg.freqs), amps=tuple(cfg.amps), length=cfg.length)
+def jobs(cfg: Config) -> list[Job]:
+    """One file per grid point, trajectories/capacity_sweep/<family>-d<depth>-w<width>.h5."""
+    return [Job(cfg.paths.trajectory(s.label), run_config(s, cfg.signal, runs=cfg.seeds, seed=cfg.seed,
+                                                          device=cfg.device), s.label)
+            for _, s, _, _ in grid(cfg)]
+
+
+def report(cfg: Config, recorded) -> dict:
+    """Analyse every grid point, draw both readings and tabulate; returns the numbers."""
     rows, points = [], []
-    for family, setting, depth, width in grid(cfg):
-        rec = record_setting(run_config(setting, signal, runs=cfg.seeds, seed=cfg.seed),
-                             paths.trajectory(setting.label))
+    for (family, setting, depth, width), rec in zip(grid(cfg), recorded):
         analysis = analyze_setting(rec.path, cfg.deltas)
         for d, (_, table) in analysis.items():
             rows.append({"family": family, "depth": depth, "width": width, "δ": f"{d:g}",
@@ -89,17 +91,21 @@ def main(cfg: Config, out_dir: Path) -> dict:
                 for p in points]
         fig = capacity_figure(flat, families=families, freqs=cfg.freqs, reading=reading,
                               title=f"{_title(cfg)}; δ = {cfg.deltas[0]:g}, {reading}")
-        figures.append(save(fig, paths.figures / f"capacity_{key}.png"))
+        figures.append(save(fig, cfg.paths.figures / f"capacity_{key}.png"))
     table = markdown_table(rows)
     total = sum(p["seconds"] for p in points)
     body = (f"{_title(cfg)}\n\nConvergence iteration, mean ± std over seeds ((n/R) when only n of R runs "
             f"converged); ratio: mean of per-run t(k2)/t(k1) [95 % Student-t CI].\n\n{table}\n\n"
             f"Recording wall time: {total:.0f} s over {len(points)} points.\n\nFigures: "
             + ", ".join(f.name for f in figures) + "\n")
-    md, js = write_report(paths, title=cfg.name, body=body, numbers={"config": cfg, "points": points})
-    print(table)
-    print(f"wrote {', '.join(map(str, figures))}, {md}, {js}")
-    return {"config": cfg, "points": points}
+    numbers = {"config": cfg, "points": points}
+    write_report(cfg.paths, title=cfg.name, body=body, numbers=numbers, tables=[table], figures=figures)
+    return numbers
+
+
+def main(cfg: Config) -> dict:
+    """Record and analyse every grid point; returns the numbers (also in results.json)."""
+    return run(cfg, jobs, report)
 
 
 def _title(cfg: Config) -> str:
@@ -109,4 +115,4 @@ def _title(cfg: Config) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__.splitlines()[0], DEFAULT, QUICK, main))
+    sys.exit(experiment_cli(sys.modules[__name__]))

@@ -1,7 +1,7 @@
 """Paper Table 1 / appendix Table 2: which architectures denoise? Best PSNR along the trajectory.
 
     python experiments/denoise_architectures.py [--quick | --preset quick|hour|paper]
-        [--images PATH] [--seeds R] [--out-dir DIR] [--estimate-only]
+        [--images PATH] [--seeds R] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 Four models, each with its own budget (``Config.models``: options, Adam learning rate,
 iterations): ``dip`` (the DIP skip network), ``linear`` of width 128 and of width 2048
@@ -21,7 +21,7 @@ already hold a complete recording of the same configuration are reused, unfinish
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,11 +30,16 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, markdown_table, write_report
-from experiments._denoise import (Job, ModelBudget, common_crop, denoise_config, dip_budget, fmt_mean_std, fmt_seconds,
-                                  image_name, image_paths, mean_std, plan, preset_cli, record_jobs)
+from experiments._cli import experiment_cli
+from experiments._common import (DenoiseExperiment, Setting, dip_setting, fmt_mean_std, markdown_table, presets,
+                                 run, write_report)
 from spectral_lab.analyze.psnr import psnr_file
+from spectral_lab.analyze.stats import mean_std
 from spectral_lab.errors import SpectralLabError
+from spectral_lab.images import image_name, image_paths
+from spectral_lab.models import common_crop
+from spectral_lab.signals import load_image, sample_image_path
+from spectral_lab.sweep import Job, fmt_seconds
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "denoise_architectures"
@@ -48,26 +53,23 @@ PAPER_LABELS = {"dip": "DIP", "linear-128": "DIP Linear-128", "linear-2048": "DI
 
 
 @dataclass(frozen=True)
-class Config:
-    """The comparison. ``images``: file or folder (None: matplotlib's photograph).
-
-    ``downsample``: the paper's ×4 in ``paper`` (128×128 for the 512×512 images);
-    ``sigma`` on the 0–255 scale; ``seeds`` runs per (image, model), recorded in one file;
-    ``grid_image``: the image whose curves and output grid are drawn (None: every image).
+class Config(DenoiseExperiment):
+    """The comparison (see `DenoiseExperiment`): every image, white noise, each of ``models``
+    with its own budget. ``downsample``: the paper's ×4 in ``paper`` (128×128 for the 512×512
+    images); ``grid_image``: the image whose curves and output grid are drawn (None: every image).
     """
 
-    preset: str = "paper"
-    images: str | None = None
-    downsample: int = 4
-    sigma: float = 25.0
-    noise_seed: int = 0
-    seeds: int = 3
-    seed: int = 0
-    models: tuple[ModelBudget, ...] = ()
+    models: tuple[Setting, ...] = ()
     grid_image: str | None = None
-    out_dir: Path = REPO
-    estimate_only: bool = False
     name: str = NAME
+
+
+def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations: int) -> tuple[Setting, ...]:
+    """The four models of Table 1: ``dip`` as given, DIP-Linear of width 128 and 2048 (five fully
+    connected layers, Adam 1e-4) and the ReLUNet (10 x 256, Adam 1e-3) with these budgets."""
+    return (dip, *(Setting(f"linear-{w}", "linear", {"depth": 5, "width": w, "in_channels": 1}, iterations=its,
+                           lr=1e-4) for w, its in zip((128, 2048), linear_iterations)),
+            Setting("relunet", "relunet", {"depth": 10, "width": 256}, iterations=relunet_iterations, lr=1e-3))
 
 
 # `in_channels=1` for DIP-Linear: its first layer maps the flattened z (in_channels·H·W values)
@@ -75,81 +77,58 @@ class Config:
 # layer of Linear-2048 at 128×128 has 33.5 M instead of 100.7 M weights (the network 147 M
 # instead of 201 M, ~2.4 GB instead of 3.2 GB per run with Adam's state) and, since the width
 # (2048) is below H·W either way, the layer reaches the same outputs W1ᵀz.
-PAPER = Config(
-    preset="paper",
-    downsample=4,
-    models=(
-        dip_budget("dip", {}, iterations=3000),
-        ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1}, iterations=1000, lr=1e-4),
-        ModelBudget("linear-2048", "linear", {"depth": 5, "width": 2048, "in_channels": 1}, iterations=300, lr=1e-4),
-        # The paper's ReLUNet ran to 50 000 iterations (appendix D) on mini-batches of 2048
-        # pixels; here every step is full-batch (all pixels), so 50 000 steps cost ~8x more.
-        ModelBudget("relunet", "relunet", {"depth": 10, "width": 256}, iterations=50000, lr=1e-3),
-    ),
+PRESETS = presets(
+    # The paper's ReLUNet ran to 50 000 iterations (appendix D) on mini-batches of 2048
+    # pixels; here every step is full-batch (all pixels), so 50 000 steps cost ~8x more.
+    paper=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=3000), (1000, 300), 50000)),
+    # About an hour here for the nine images (3 seeds): images ×16 smaller (32×32; House 16×16),
+    # a 3-level DIP of 128 channels (5 levels need sides >= 64), the paper's other models unchanged.
+    hour=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 128, "up": 128}, iterations=600),
+                                              (300, 150), 2000)),
+    # A few minutes on 2 cores for one image: 32×32, a narrow DIP; the paper's ReLUNet (width 256), which
+    # at 32×32 peaks within 600–1200 steps on the nine images (`hour`) and at ~1200–1500 on the photograph.
+    quick=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=400),
+                                               (300, 100), 2500)),
 )
-
-# About an hour here for the nine images (3 seeds): images ×16 smaller (32×32; House 16×16),
-# a 3-level DIP of 128 channels (5 levels need sides >= 64), the paper's other models unchanged.
-HOUR = replace(
-    PAPER, preset="hour", downsample=16,
-    models=(
-        dip_budget("dip", {"levels": 3, "down": 128, "up": 128}, iterations=600),
-        ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1}, iterations=300, lr=1e-4),
-        ModelBudget("linear-2048", "linear", {"depth": 5, "width": 2048, "in_channels": 1}, iterations=150, lr=1e-4),
-        ModelBudget("relunet", "relunet", {"depth": 10, "width": 256}, iterations=2000, lr=1e-3),
-    ),
-)
-
-# A few minutes on 2 cores for one image: 32×32, a narrow DIP; the paper's ReLUNet (width 256), which
-# at 32×32 peaks within 600–1200 steps on the nine images (`hour`) and at ~1200–1500 on the photograph.
-QUICK = replace(
-    PAPER, preset="quick", downsample=16,
-    models=(
-        dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=400),
-        ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1}, iterations=300, lr=1e-4),
-        ModelBudget("linear-2048", "linear", {"depth": 5, "width": 2048, "in_channels": 1}, iterations=100, lr=1e-4),
-        ModelBudget("relunet", "relunet", {"depth": 10, "width": 256}, iterations=2500, lr=1e-3),
-    ),
-)
-
-PRESETS = {"quick": QUICK, "hour": HOUR, "paper": PAPER}
+PAPER, HOUR, QUICK = PRESETS["paper"], PRESETS["hour"], PRESETS["quick"]
 
 
-def jobs_of(cfg: Config) -> list[Job]:
-    paths = Paths(Path(cfg.out_dir), cfg.name)
-    jobs = []
+def jobs(cfg: Config) -> list[Job]:
+    """One file per (image, model): trajectories/denoise_architectures/<image>--<model>.h5."""
+    if cfg.seeds < 1:
+        raise SpectralLabError(f"seeds must be >= 1, got {cfg.seeds}")
+    out = []
     for image in image_paths(cfg.images):
         # every model fits the same pixels: crop to what the most demanding one needs (only
         # when the image's sides are not multiples of it already: no crop, no config entry)
-        crop = common_crop(cfg.models, image, downsample=cfg.downsample)
+        shape = load_image(sample_image_path() if image is None else image, grey=cfg.grey,
+                           downsample=cfg.downsample).shape
+        crop = common_crop([(m.model, m.options) for m in cfg.models], shape)
         for m in cfg.models:
-            c = denoise_config(m, image, downsample=cfg.downsample, sigma=cfg.sigma, noise_seed=cfg.noise_seed,
-                               runs=cfg.seeds, seed=cfg.seed, crop_multiple=crop)
-            jobs.append(Job(paths.trajectory(f"{image_name(image)}--{m.label}"), c, m.label))
-    return jobs
+            out.append(Job(cfg.paths.trajectory(f"{image_name(image)}--{m.label}"),
+                           cfg.denoise_config(m, image, crop_multiple=crop), m.label))
+    return out
 
 
 def main(cfg: Config) -> dict:
     """Estimate, record, score every run by its best PSNR, tabulate and draw."""
+    print(f"{cfg.name} [{cfg.preset}]: {len(image_paths(cfg.images))} image(s) x {len(cfg.models)} models, "
+          f"{cfg.seeds} seed(s) each")
+    for m in cfg.models:
+        print(f"  {m.label}: {m.describe()}")
+    return run(cfg, jobs, report)
+
+
+def report(cfg: Config, recorded) -> dict:
+    """Score every run by its best PSNR, tabulate and draw."""
     from spectral_lab.plot import save
     from spectral_lab.plot.denoise import output_grid_figure, psnr_curves_figure
 
-    if cfg.seeds < 1:
-        raise SpectralLabError(f"seeds must be >= 1, got {cfg.seeds}")
-    jobs = jobs_of(cfg)
-    print(f"{cfg.name} [{cfg.preset}]: {len(jobs)} files = {len(jobs) // len(cfg.models)} image(s) x "
-          f"{len(cfg.models)} models, {cfg.seeds} seed(s) each")
-    for m in cfg.models:
-        print(f"  {m.label}: {m.describe()}")
-    est = plan(jobs, estimate_only=cfg.estimate_only)
-    if cfg.estimate_only:
-        return {"estimate": est}
-    recorded = record_jobs(jobs)
-
-    paths = Paths(Path(cfg.out_dir), cfg.name)
+    paths = cfg.paths
     per: dict[str, dict[str, dict]] = {}  # image -> model label -> numbers
     curves: dict[str, dict[str, Any]] = {}
-    for job, rec, seconds_est in zip(jobs, recorded, est.seconds):
+    for rec in recorded:
+        job = rec.job
         img = job.path.stem.split("--")[0]
         res = psnr_file(job.path)
         with open_trajectory(job.path) as t:
@@ -164,8 +143,7 @@ def main(cfg: Config) -> dict:
             "iterations": its, "best_iteration_max": max(best_its),
             # a run whose best frame lies in the last 10 % of its budget may not have peaked
             "peaked": all(b < 0.9 * its for b in best_its),
-            "seconds": rec.seconds, "reused": rec.reused, "estimated_seconds": seconds_est,
-            "parameters_per_run": rec.parameters_per_run}
+            "seconds": rec.seconds, "reused": rec.reused, "parameters_per_run": rec.parameters_per_run}
         curves.setdefault(img, {})[job.label] = np.stack([r.psnr for r in res.runs])
 
     labels = [m.label for m in cfg.models]
@@ -218,13 +196,9 @@ def main(cfg: Config) -> dict:
             f"over seeds; † = some run's best frame lies in the last 10 % of its budget (may not have "
             f"peaked).\n\n{table}\n\nBudgets (per-model iterations):\n\n{budgets}\n\n"
             f"Figures: {', '.join(f.name for f in figures)}\n")
-    md, js = write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body,
-                          numbers={"config": cfg, "per_image": per, "model_means": model_means,
-                                   "paper_means": PAPER_MEANS})
-    print(heading)
-    print(table)
-    print(budgets)
-    print(f"wrote {', '.join(map(str, figures))}, {md}, {js}")
+    write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body,
+                 numbers={"config": cfg, "per_image": per, "model_means": model_means, "paper_means": PAPER_MEANS},
+                 tables=[heading, table, budgets], figures=figures)
     return {"config": cfg, "per_image": per, "model_means": {k: float(np.mean(v)) for k, v in model_means.items()}}
 
 
@@ -249,7 +223,12 @@ def _grid_rows(by_model: Mapping[str, dict], curves: Mapping[str, np.ndarray], l
     return rows
 
 
+FLAGS = {
+    "images": "an image file or a folder of images (e.g. /work/shared/data/denoising9); "
+              "default: matplotlib's sample photograph",
+    "seeds": "seeds (runs) per image and model",
+}
+
+
 if __name__ == "__main__":
-    sys.exit(preset_cli(__doc__.splitlines()[0], PRESETS, main,
-                        images_help="an image file or a folder of images (e.g. /work/shared/data/denoising9); "
-                                    "default: matplotlib's sample photograph"))
+    sys.exit(experiment_cli(sys.modules[__name__]))

@@ -1,6 +1,6 @@
 """Beyond the paper: the spectral-bias curve, convergence time against frequency k = 5..50.
 
-    python experiments/frequency_ladder.py [--quick] [--out-dir DIR]
+    python experiments/frequency_ladder.py [--quick] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 The signal is Σ_k A_k sin(2π k t + φ_k) on N = 200 points (k <= 50 is a quarter of the
 Nyquist limit N/2 = 100), with equal amplitudes or amplitudes increasing with frequency
@@ -27,12 +27,15 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import (Paths, Setting, analyze_setting, cli, fmt_iter, fmt_ratio, markdown_table,
-                                 record_setting, run_config, write_report)
+from experiments._cli import experiment_cli
+from experiments._common import (Experiment, Setting, analyze_setting, fmt_iter, fmt_ratio, markdown_table,
+                                 models_line, presets, run, run_config, write_report)
 from spectral_lab.analyze.amplitudes import convergence_table
 from spectral_lab.config import SignalConfig
 from spectral_lab.plot import save
 from spectral_lab.plot.oned import amplitude_heatmaps, spectral_bias_curve
+from spectral_lab.signals import amplitude_profile, random_phases
+from spectral_lab.sweep import Job
 
 NAME = "frequency_ladder"
 
@@ -53,73 +56,70 @@ SETTINGS = (
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Experiment):
+    """``profiles`` of `spectral_lab.signals.amplitude_profile` at mean square ``power``;
+    ``phase_draws`` files of ``runs_per_draw`` seeds per (profile, setting); convergence on the
+    relative SE at ``delta``."""
+
     freqs: tuple[float, ...] = tuple(range(5, 55, 5))
     profiles: tuple[str, ...] = ("equal", "increasing")
     power: float = 1.0  # mean square of the signal; the paper's sin(2π5t)+sin(2π50t) has 1
     length: int = 200
     phase_draws: int = 3
     runs_per_draw: int = 4
-    seed: int = 0
     delta: float = 0.01
     settings: tuple[Setting, ...] = SETTINGS
+    device: str = "auto"
     name: str = NAME
 
 
-DEFAULT = Config()
-# About a minute on 2 cores: equal amplitudes only, one phase draw of 3 seeds, shorter runs.
-QUICK = replace(DEFAULT, phase_draws=1, runs_per_draw=3, profiles=("equal",),
-                settings=tuple(replace(s, iterations=min(s.iterations, 400)) for s in SETTINGS))
+PRESETS = presets(
+    full=Config(),
+    # About a minute on 2 cores: equal amplitudes only, one phase draw of 3 seeds, shorter runs.
+    quick=Config(phase_draws=1, runs_per_draw=3, profiles=("equal",),
+                 settings=tuple(replace(s, iterations=min(s.iterations, 400)) for s in SETTINGS)))
+FULL, QUICK = PRESETS["full"], PRESETS["quick"]
 
 
-def amplitudes_of(profile: str, freqs, power: float = 1.0) -> tuple[float, ...]:
-    """A_k per profile, scaled so that the signal's mean square Σ A_k²/2 is ``power``.
-
-    'equal': A_k all alike; 'increasing': A_k ∝ k (the lowest is k_min/k_max of the highest).
-    A fixed power, not a fixed A_k, keeps the signal's size that of the paper's two unit sines:
-    ten unit sines are 5x as strong, and then the DIP spends its early iterations growing the
-    output's scale and every frequency converges at about the same time (results/oned.md).
-    """
-    if profile == "equal":
-        shape = np.ones(len(freqs))
-    elif profile == "increasing":
-        shape = np.asarray(freqs, dtype=float) / max(freqs)
-    else:
-        raise ValueError(f"unknown amplitude profile {profile!r}; choose 'equal' or 'increasing'")
-    if not power > 0:
-        raise ValueError(f"power must be positive, got {power}")
-    scale = np.sqrt(2.0 * power / np.sum(shape ** 2))
-    return tuple(float(a) for a in scale * shape)
+def cells(cfg: Config) -> list[tuple[str, Setting, int, SignalConfig]]:
+    """Every (profile, setting, phase draw) file: its signal (seeded phases per draw)."""
+    out = []
+    for profile in cfg.profiles:
+        amps = amplitude_profile(profile, cfg.freqs, cfg.power)
+        for setting in cfg.settings:
+            for draw in range(cfg.phase_draws):
+                signal = SignalConfig(kind="sines", freqs=tuple(cfg.freqs), amps=amps, length=cfg.length,
+                                      phases=random_phases(len(cfg.freqs), seed=cfg.seed, draw=draw))
+                out.append((profile, setting, draw, signal))
+    return out
 
 
-def phases_of(seed: int, draw: int, n: int) -> tuple[float, ...]:
-    """Phases φ_k ~ U[0, 2π), one set per (seed, draw): reproducible and independent of the model."""
-    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(draw)]))
-    return tuple(float(p) for p in rng.uniform(0.0, 2 * np.pi, size=n))
+def jobs(cfg: Config) -> list[Job]:
+    # seeds differ across draws too: draw d uses seed + d * R .. seed + (d + 1) * R - 1
+    return [Job(cfg.paths.trajectory(f"{setting.label}-{profile}-phase{draw}"),
+                run_config(setting, signal, runs=cfg.runs_per_draw, seed=cfg.seed + draw * cfg.runs_per_draw,
+                           device=cfg.device), setting.label)
+            for profile, setting, draw, signal in cells(cfg)]
 
 
-def main(cfg: Config, out_dir: Path) -> dict:
-    """Record every (profile, model, phase draw), analyse on Ã_k/A_k, draw and tabulate."""
-    paths = Paths(Path(out_dir), cfg.name)
+def report(cfg: Config, recorded) -> dict:
+    """Analyse on Ã_k/A_k over draws x seeds per (profile, model), draw and tabulate."""
     freqs = tuple(cfg.freqs)
     pair = (freqs[0], freqs[-1])
     numbers = {"config": cfg, "cells": []}
     rows, figures = [], []
+    recs = iter(recorded)
     for profile in cfg.profiles:
-        amps = amplitudes_of(profile, freqs, cfg.power)
+        amps = amplitude_profile(profile, freqs, cfg.power)
         maps, curves = {}, {}
         for setting in cfg.settings:
             results, files = [], []
             for draw in range(cfg.phase_draws):
-                signal = SignalConfig(kind="sines", freqs=freqs, amps=amps,
-                                      phases=phases_of(cfg.seed, draw, len(freqs)), length=cfg.length)
-                # seeds differ across draws too: draw d uses seed + d * R .. seed + (d + 1) * R - 1
-                rc = run_config(setting, signal, runs=cfg.runs_per_draw, seed=cfg.seed + draw * cfg.runs_per_draw)
-                rec = record_setting(rc, paths.trajectory(f"{setting.label}-{profile}-phase{draw}"))
+                rec = next(recs)
                 draw_results, _ = analyze_setting(rec.path, [cfg.delta], relative=True)[float(cfg.delta)]
                 results += [draw_results[r] for r in sorted(draw_results)]
                 files.append({"file": rec.path, "seconds": rec.seconds, "network": rec.network,
-                              "phases": signal.phases})
+                              "phases": random_phases(len(freqs), seed=cfg.seed, draw=draw)})
             table = convergence_table(results, pair=pair)
             t_len = min(len(r.amplitudes) for r in results)
             maps[setting.label] = np.mean([r.amplitudes[:t_len].T for r in results], axis=0)  # (K, T)
@@ -133,18 +133,22 @@ def main(cfg: Config, out_dir: Path) -> dict:
                                      "curve_first": _curve(table, "first_crossing", setting.iterations)})
         what = f"{profile} amplitudes, {cfg.phase_draws} phase draw(s) x {cfg.runs_per_draw} seeds, N={cfg.length}"
         figures.append(save(amplitude_heatmaps(maps, freqs, title=f"Ã_k/A_k over iterations; {what}"),
-                            paths.figures / f"heatmap_{profile}.png"))
-        figures.append(save(_curves_figure(curves, what, cfg.delta), paths.figures / f"spectral_bias_{profile}.png"))
+                            cfg.paths.figures / f"heatmap_{profile}.png"))
+        figures.append(save(_curves_figure(curves, what, cfg.delta),
+                            cfg.paths.figures / f"spectral_bias_{profile}.png"))
     table_md = markdown_table(rows)
     total = sum(f["seconds"] for c in numbers["cells"] for f in c["files"])
     body = (f"{_title(cfg)}\n\nSettle iteration of (Ã_k/A_k − 1)² <= {cfg.delta:g}, mean ± std over draws x "
             f"seeds ((n/R): only n of R runs converged); ratios: mean of per-run t({pair[1]:g})/t({pair[0]:g}) "
             f"[95 % Student-t CI], settle and first crossing.\n\n{table_md}\n\nRecording wall time: {total:.0f} s."
             f"\n\nFigures: " + ", ".join(f.name for f in figures) + "\n")
-    md, js = write_report(paths, title=cfg.name, body=body, numbers=numbers)
-    print(table_md)
-    print(f"wrote {', '.join(map(str, figures))}, {md}, {js}")
+    write_report(cfg.paths, title=cfg.name, body=body, numbers=numbers, tables=[table_md], figures=figures)
     return numbers
+
+
+def main(cfg: Config) -> dict:
+    """Record every (profile, model, phase draw), analyse on Ã_k/A_k, draw and tabulate."""
+    return run(cfg, jobs, report)
 
 
 def _curve(table: dict, key: str, budget: int) -> dict:
@@ -162,10 +166,9 @@ def _curves_figure(curves, what, delta):
 
 
 def _title(cfg: Config) -> str:
-    models = "; ".join(f"{s.label}: {s.model}({', '.join(f'{k}={v}' for k, v in s.options.items())}) "
-                       f"{s.optimizer} lr={s.lr:g} x{s.iterations}" for s in cfg.settings)
-    return f"k = {', '.join(f'{k:g}' for k in cfg.freqs)}; profiles {', '.join(cfg.profiles)}; {models}"
+    return (f"k = {', '.join(f'{k:g}' for k in cfg.freqs)}; profiles {', '.join(cfg.profiles)}; "
+            f"{models_line(cfg.settings)}")
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__.splitlines()[0], DEFAULT, QUICK, main))
+    sys.exit(experiment_cli(sys.modules[__name__]))

@@ -1,7 +1,7 @@
 """Paper Fig. 2: low-frequency noise on images rich in high frequencies defeats early stopping.
 
     python experiments/lowfreq_failure.py [--quick | --preset quick|hour|paper] [--images PATH]
-        [--seeds R] [--out-dir DIR] [--estimate-only]
+        [--seeds R] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 Each image (default: barbara and baboon of ../shared/data/standard256, grey) is degraded twice
 with the same energy — white Gaussian noise of σ = 25 and a low-frequency Gaussian field of the
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
@@ -38,11 +38,13 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, markdown_table, write_report
-from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
-                                  image_paths, mean_std, plan, preset_cli, record_jobs)
+from experiments._cli import experiment_cli
+from experiments._common import REPO, DenoiseExperiment, Setting, dip_setting, fmt_mean_std, markdown_table, presets, run, write_report
 from spectral_lab.analyze.noise_fit import band_error, noise_fit_file
 from spectral_lab.analyze.spectrum import spectrum_file
+from spectral_lab.analyze.stats import mean_std
+from spectral_lab.images import image_name, image_paths
+from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "lowfreq_failure"
@@ -57,33 +59,29 @@ def default_images() -> tuple[str, ...] | None:
 
 
 @dataclass(frozen=True)
-class Config:
-    """``cutoff``: the low-frequency noise's cut-off radius (cycles/pixel) of the main comparison;
-    ``sweep``: the cut-offs tried on the first image (R seeds each; the main one is shared)."""
+class Config(DenoiseExperiment):
+    """``images`` None: `default_images()`, else the sample photo. ``cutoff``: the low-frequency
+    noise's cut-off radius (cycles/pixel) of the main comparison; ``sweep``: the cut-offs tried
+    on the first image (R seeds each; the main one is shared); ``half``: the level of ν and η
+    that counts as "fitted"."""
 
-    preset: str = "paper"
-    images: str | tuple[str, ...] | None = None  # None: `default_images()`, else the sample photo
     grey: bool = True
     downsample: int = 1
-    sigma: float = 25.0
     cutoff: float = 0.06
     sweep: tuple[float, ...] = (0.03, 0.06, 0.12, 0.25, 0.5, WHITE_CUTOFF)
-    noise_seed: int = 0
     seeds: int = 2
-    seed: int = 0
-    model: ModelBudget = dip_budget("dip", {}, iterations=2000)
-    half: float = 0.5  # level of ν and η that counts as "fitted"
-    out_dir: Path = REPO
-    estimate_only: bool = False
+    model: Setting = dip_setting("dip", {}, iterations=2000)
+    half: float = 0.5
     name: str = NAME
 
 
-PAPER = Config()
-HOUR = replace(PAPER, preset="hour", downsample=2, sweep=(0.03, 0.06, 0.12, 0.25, WHITE_CUTOFF),
-               model=dip_budget("dip", {"levels": 5, "down": 64, "up": 64}, iterations=1500))
-QUICK = replace(PAPER, preset="quick", downsample=4, sweep=(0.03, 0.06, 0.12, 0.25, 0.5, WHITE_CUTOFF),
-                model=dip_budget("dip", {"levels": 5, "down": 32, "up": 32}, iterations=600))
-PRESETS = {"quick": QUICK, "hour": HOUR, "paper": PAPER}
+PRESETS = presets(
+    paper=Config(),
+    hour=Config(downsample=2, sweep=(0.03, 0.06, 0.12, 0.25, WHITE_CUTOFF),
+                model=dip_setting("dip", {"levels": 5, "down": 64, "up": 64}, iterations=1500)),
+    quick=Config(downsample=4, sweep=(0.03, 0.06, 0.12, 0.25, 0.5, WHITE_CUTOFF),
+                 model=dip_setting("dip", {"levels": 5, "down": 32, "up": 32}, iterations=600)))
+PAPER, HOUR, QUICK = PRESETS["paper"], PRESETS["hour"], PRESETS["quick"]
 
 
 def resolved_images(cfg: Config) -> list:
@@ -91,22 +89,26 @@ def resolved_images(cfg: Config) -> list:
     return image_paths(cfg.images if cfg.images is not None else default_images())
 
 
-def _job(cfg: Config, paths: Paths, image, noise: str, cutoff: float) -> Job:
+def _job(cfg: Config, image, noise: str, cutoff: float) -> Job:
     tag = "white" if noise == "white" else f"lowfreq{cutoff:.3f}"
-    c = denoise_config(cfg.model, image, downsample=cfg.downsample, grey=cfg.grey, noise=noise, sigma=cfg.sigma,
-                       cutoff=cutoff, noise_seed=cfg.noise_seed, runs=cfg.seeds, seed=cfg.seed)
-    return Job(paths.trajectory(f"{image_name(image)}--{tag}"), c, tag)
+    return Job(cfg.paths.trajectory(f"{image_name(image)}--{tag}"),
+               cfg.denoise_config(cfg.model, image, noise=noise, cutoff=cutoff), tag)
 
 
-def jobs_of(cfg: Config) -> tuple[list[Job], list[Job], dict[Path, Job]]:
+def plan_jobs(cfg: Config) -> tuple[list[Job], list[Job], dict[Path, Job]]:
     """(main jobs: white and low-frequency per image, sweep jobs on the first image, all by path)."""
-    paths = Paths(Path(cfg.out_dir), cfg.name)
+    if cfg.seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
     images = resolved_images(cfg)
-    main = [j for img in images for j in (_job(cfg, paths, img, "white", cfg.cutoff),
-                                         _job(cfg, paths, img, "lowfreq", cfg.cutoff))]
-    sweep = [_job(cfg, paths, images[0], "lowfreq", c) for c in cfg.sweep]
+    main = [j for img in images for j in (_job(cfg, img, "white", cfg.cutoff), _job(cfg, img, "lowfreq", cfg.cutoff))]
+    sweep = [_job(cfg, images[0], "lowfreq", c) for c in cfg.sweep]
     unique = {j.path: j for j in main + sweep}
     return main, sweep, unique
+
+
+def jobs(cfg: Config) -> list[Job]:
+    """Every distinct file of `plan_jobs` (the sweep shares the main cut-off's file)."""
+    return list(plan_jobs(cfg)[2].values())
 
 
 # --------------------------------------------------------------------------- analysis
@@ -137,8 +139,8 @@ def _row(label: str, a: dict) -> dict:
     runs = a["runs"]
     return {
         "image / noise": label, "observed (dB)": f"{a['observed_psnr']:.2f}",
-        "best (dB)": f"{a['best_psnr'][0]:.2f} ± {a['best_psnr'][1]:.2f}",
-        "gain (dB)": f"{a['gain'][0]:+.2f} ± {a['gain'][1]:.2f}",
+        "best (dB)": fmt_mean_std(a["best_psnr"], summarized=True),
+        "gain (dB)": fmt_mean_std(a["gain"], "+.2f", summarized=True),
         "best it.": ", ".join(str(r["best_iteration"]) for r in runs),
         "t(ν≥½)": ", ".join(_fmt_it(r["t_noise"]) for r in runs),
         "t(η≥½)": ", ".join(_fmt_it(r["t_highfreq"]) for r in runs),
@@ -149,23 +151,23 @@ def _row(label: str, a: dict) -> dict:
 
 
 def main(cfg: Config) -> dict:
+    """Estimate, record, analyse every file, tabulate and draw."""
+    if cfg.images is None and default_images() is None:
+        print("note: ../shared/data/standard256 not found; using the sample photograph (pass --images)")
+    print(f"{cfg.name} [{cfg.preset}]: DIP {cfg.model.describe()}, {cfg.seeds} seed(s); white vs low-frequency "
+          f"noise (cut-off {cfg.cutoff:g} cycles/px), σ={cfg.sigma:g}; sweep of cut-offs {list(cfg.sweep)}")
+    return run(cfg, jobs, report)
+
+
+def report(cfg: Config, recorded) -> dict:
+    """ν, η, gains and band errors of every file; the tables and figures."""
     from spectral_lab.plot import save
     from spectral_lab.plot.denoise import (band_error_figure, cutoff_sweep_figure, failure_figure,
                                            output_grid_figure)
 
-    if cfg.seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {cfg.seeds}")
-    if cfg.images is None and default_images() is None:
-        print("note: ../shared/data/standard256 not found; using the sample photograph (pass --images)")
-    main_jobs, sweep_jobs, unique = jobs_of(cfg)
-    jobs = list(unique.values())
-    print(f"{cfg.name} [{cfg.preset}]: DIP {cfg.model.describe()}, {cfg.seeds} seed(s); white vs low-frequency "
-          f"noise (cut-off {cfg.cutoff:g} cycles/px), σ={cfg.sigma:g}; sweep of cut-offs {list(cfg.sweep)}")
-    plan(jobs, estimate_only=cfg.estimate_only)
-    if cfg.estimate_only:
-        return {}
-    recorded = {rec.path: rec for rec in record_jobs(jobs)}
-    paths = Paths(Path(cfg.out_dir), cfg.name)
+    main_jobs, sweep_jobs, unique = plan_jobs(cfg)
+    recorded = {rec.path: rec for rec in recorded}
+    paths = cfg.paths
     analysis = {p: analyze_file(p, cfg.cutoff if unique[p].label == "white" else unique[p].config.degrade.cutoff,
                                 cfg.half) for p in unique}
     for p, a in analysis.items():
@@ -221,11 +223,8 @@ def main(cfg: Config) -> dict:
             f"{image_name(images[0])}:\n\n{sweep_table}\n\nFigures: {', '.join(f.name for f in figures)}\n")
     numbers = {"config": cfg, "files": {str(p): {k: v for k, v in a.items() if not k.startswith("_")}
                                         for p, a in analysis.items()}}
-    md, js = write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body, numbers=numbers)
-    print(setting)
-    print(table)
-    print(sweep_table)
-    print(f"wrote {', '.join(map(str, figures))}, {md}, {js}")
+    write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body, numbers=numbers,
+                 tables=[setting, table, sweep_table], figures=figures)
     return {"config": cfg, "analysis": analysis}
 
 
@@ -249,7 +248,11 @@ def _frame_rows(aw: dict, al: dict, cutoff: float) -> list:
     return rows
 
 
+FLAGS = {
+    "images": "an image file or folder (default: barbara and baboon of ../shared/data/standard256 when present)",
+    "seeds": "seeds (runs) per file",
+}
+
+
 if __name__ == "__main__":
-    sys.exit(preset_cli(__doc__.splitlines()[0], PRESETS, main,
-                        images_help="an image file or folder (default: barbara and baboon of "
-                                    "../shared/data/standard256 when present)"))
+    sys.exit(experiment_cli(sys.modules[__name__]))

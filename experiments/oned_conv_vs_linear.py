@@ -1,6 +1,6 @@
 """Paper Fig. 3: does a conv net fit sin(2π5t) before sin(2π50t), and a linear net not?
 
-    python experiments/oned_conv_vs_linear.py [--quick] [--out-dir DIR]
+    python experiments/oned_conv_vs_linear.py [--quick] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 R seeds of each model are recorded as one batched file, trajectories/oned_conv_vs_linear/
 <label>.h5; SE(k) = (Ã_k − A_k)² is measured on every frame and a frequency has converged
@@ -20,11 +20,12 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import (Paths, Setting, analyze_setting, cli, convergence_row, markdown_table,
-                                 record_setting, run_config, write_report)
-from spectral_lab.config import SignalConfig
+from experiments._cli import experiment_cli
+from experiments._common import (SinesExperiment, Setting, analyze_setting, convergence_row, markdown_table,
+                                 models_line, presets, run, run_config, write_report)
 from spectral_lab.plot import save
 from spectral_lab.plot.oned import conv_vs_linear_figure
+from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "oned_conv_vs_linear"
@@ -41,36 +42,34 @@ LINEAR = Setting("linear", "linear", {"depth": 10, "width": 256}, lr=3e-5, itera
 
 
 @dataclass(frozen=True)
-class Config:
-    """What one invocation runs. ``deltas[0]`` is the threshold the figures use."""
+class Config(SinesExperiment):
+    """Each of ``settings`` fits the signal with ``seeds`` seeds (see `SinesExperiment`)."""
 
-    freqs: tuple[float, ...] = (5, 50)
-    amps: tuple[float, ...] = (1.0, 1.0)
-    length: int = 200
-    seeds: int = 10
-    seed: int = 0
-    deltas: tuple[float, ...] = (0.01, 0.05)
     settings: tuple[Setting, ...] = (CONV, LINEAR)
     name: str = NAME
 
 
-DEFAULT = Config()
-# About a minute on 2 cores: 64 channels / units instead of 256 and lr 1e-4 (measured: the
-# same qualitative result, conv ratio 2.4 vs 2.1 at full size; oned.md).
-QUICK = replace(DEFAULT, settings=(
-    replace(CONV, options={**CONV.options, "width": 64}, lr=1e-4, iterations=600),
-    replace(LINEAR, options={**LINEAR.options, "width": 64}, lr=1e-4, iterations=600)))
+PRESETS = presets(
+    paper=Config(),
+    # About a minute on 2 cores: 64 channels / units instead of 256 and lr 1e-4 (measured: the
+    # same qualitative result, conv ratio 2.4 vs 2.1 at full size; oned.md).
+    quick=Config(settings=(replace(CONV, options={**CONV.options, "width": 64}, lr=1e-4, iterations=600),
+                           replace(LINEAR, options={**LINEAR.options, "width": 64}, lr=1e-4, iterations=600))))
+PAPER, QUICK = PRESETS["paper"], PRESETS["quick"]
 
 
-def main(cfg: Config, out_dir: Path) -> dict:
-    """Record, analyse, draw and tabulate every setting of ``cfg``; returns the numbers."""
-    paths = Paths(Path(out_dir), cfg.name)
-    signal = SignalConfig(kind="sines", freqs=tuple(cfg.freqs), amps=tuple(cfg.amps), length=cfg.length)
+def jobs(cfg: Config) -> list[Job]:
+    """One file of ``cfg.seeds`` runs per setting."""
+    return [Job(cfg.paths.trajectory(s.label),
+                run_config(s, cfg.signal, runs=cfg.seeds, seed=cfg.seed, device=cfg.device), s.label)
+            for s in cfg.settings]
+
+
+def report(cfg: Config, recorded) -> dict:
+    """Analyse, draw and tabulate every setting; returns the numbers (also in results.json)."""
     delta = cfg.deltas[0]
     rows, numbers, panels = [], {"config": cfg, "settings": {}}, {}
-    for setting in cfg.settings:
-        rec = record_setting(run_config(setting, signal, runs=cfg.seeds, seed=cfg.seed),
-                             paths.trajectory(setting.label))
+    for setting, rec in zip(cfg.settings, recorded):
         analysis = analyze_setting(rec.path, cfg.deltas)
         numbers["settings"][setting.label] = {
             "file": rec.path, "seconds": rec.seconds, "network": rec.network, "setting": setting,
@@ -80,18 +79,21 @@ def main(cfg: Config, out_dir: Path) -> dict:
         results, _ = analysis[delta]
         panels[setting.label] = {"results": [results[r] for r in sorted(results)],
                                  **_snapshots(rec.path, results[0])}
-    fig = conv_vs_linear_figure(panels, delta=delta, title=_title(cfg))
-    figure = save(fig, paths.figures / "se_and_outputs.png")
+    figure = save(conv_vs_linear_figure(panels, delta=delta, title=_title(cfg)),
+                  cfg.paths.figures / "se_and_outputs.png")
     table = markdown_table(rows)
     body = (f"{_title(cfg)}\n\nConvergence iteration, mean ± std over seeds ((n/R) when only n of R "
             f"runs converged); ratio: mean of per-run t(k2)/t(k1) [95 % Student-t CI]. 'settle': "
             f"SE(k) <= δ from then on; 'first': first iteration with SE(k) <= δ.\n\n{table}\n\n"
             f"Wall time per setting: " + ", ".join(
                 f"{k} {v['seconds']:.0f} s" for k, v in numbers["settings"].items()) + f"\n\nFigure: {figure.name}\n")
-    md, js = write_report(paths, title=cfg.name, body=body, numbers=numbers)
-    print(table)
-    print(f"wrote {figure}, {md}, {js}")
+    write_report(cfg.paths, title=cfg.name, body=body, numbers=numbers, tables=[table], figures=[figure])
     return numbers
+
+
+def main(cfg: Config) -> dict:
+    """Record, analyse, draw and tabulate every setting of ``cfg``; returns the numbers."""
+    return run(cfg, jobs, report)
 
 
 def _snapshots(path: Path, run0) -> dict:
@@ -108,10 +110,8 @@ def _snapshots(path: Path, run0) -> dict:
 
 def _title(cfg: Config) -> str:
     sig = " + ".join(f"{a:g}·sin(2π{k:g}t)" for k, a in zip(cfg.freqs, cfg.amps))
-    models = "; ".join(f"{s.label}: {s.model}({', '.join(f'{k}={v}' for k, v in s.options.items())}) "
-                       f"{s.optimizer} lr={s.lr:g} x{s.iterations}" for s in cfg.settings)
-    return f"{sig}, N={cfg.length}, {cfg.seeds} seeds from {cfg.seed}; {models}"
+    return f"{sig}, N={cfg.length}, {cfg.seeds} seeds from {cfg.seed}; {models_line(cfg.settings)}"
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__.splitlines()[0], DEFAULT, QUICK, main))
+    sys.exit(experiment_cli(sys.modules[__name__]))

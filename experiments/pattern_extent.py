@@ -1,17 +1,18 @@
 """Paper Fig. 1 f–h: the more of the image a fine pattern covers, the more two DIP runs diverge.
 
     python experiments/pattern_extent.py [--quick] [--image triangle|DIR] [--out-dir DIR]
+        [--estimate-only] [--set FIELD=VALUE]
 
 The synthetic triangle (`spectral_lab.signals.triangle_image`) with its fine line pattern over
 a top-left square of side s × the image side, s in 0.2, 0.4, …, 1.0 — the grid of the paper's
 files triangle-0.2.png … triangle-1.0.png, whose suffix is that SIDE fraction — so the pattern
 covers s² = 4 %, 16 %, 36 %, 64 %, 100 % of the AREA. With ``--image DIR`` the files
 DIR/triangle-<s>.png are fitted instead (their lines are one pixel wide: down-sampling them
-blurs the pattern away, so they are read at full size, ``downsample=1``).
+blurs the pattern away, so they are read at full size unless ``--set downsample=N``).
 
 Per extent one file of R runs (weights and input vary), trajectories/pattern_extent/
 side-<s>.h5; ε is compared over the R/2 disjoint pairs (0,1), (2,3), … so that the pairs
-are independent and their spread is a fair mean ± std. Summary per pair: the excess
+are independent and their spread is a fair mean ± std (the sample std, ddof=1). Summary per pair: the excess
 divergence Σ_i (ε(i) − min_{j<=i} ε(j)), counted from the largest ε on (how far the runs
 drift apart again after having agreed; needs no dip), and the area under ε after the first
 convergence point (where one is detected). Writes figures/pattern_extent/
@@ -21,7 +22,7 @@ convergence point (where one is detected). Writes figures/pattern_extent/
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
@@ -29,71 +30,71 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, markdown_table, record_setting, write_report
-from experiments._images import dip_run_config, image_cli, image_signal, rebound
-from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, divergence_file
+from experiments._cli import experiment_cli
+from experiments._common import DivergenceExperiment, fmt_mean_std, markdown_table, presets, run, run_config, write_report
+from spectral_lab.analyze.divergence import rebound
+from spectral_lab.analyze.stats import mean_std
 from spectral_lab.config import SignalConfig
+from spectral_lab.images import image_signal
 from spectral_lab.plot import save
 from spectral_lab.plot.spectral import pattern_extent_figure
+from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "pattern_extent"
 
 
 @dataclass(frozen=True)
-class Config:
-    """Extents as SIDE fractions (area = side²); R runs per extent, R even."""
+class Config(DivergenceExperiment):
+    """Extents as SIDE fractions (area = side²); R runs per extent, R even. ``image``:
+    "triangle" or a folder of triangle-<s>.png files (read at ``downsample``, None: 1)."""
 
-    image: str = "triangle"
     side_fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
-    size: int = 128
-    levels: int = 5
-    channels: int = 128
-    iterations: int = 1000
-    lr: float = 0.01
     runs: int = 6
-    seed: int = 0
-    smooth: int = DEFAULT_SMOOTH
-    prominence: float = DEFAULT_PROMINENCE
     name: str = NAME
 
 
-DEFAULT = Config()
-# About two minutes on 2 cores: a 32 x 32 triangle, 4 levels (the deepest keeps 2 x 2),
-# 32 channels, 6 runs (3 independent pairs) per extent, 250 iterations.
-QUICK = replace(DEFAULT, size=32, levels=4, channels=32, iterations=250, runs=6)
+PRESETS = presets(
+    paper=Config(),
+    # About two minutes on 2 cores: a 32 x 32 triangle, 4 levels (the deepest keeps 2 x 2),
+    # 32 channels, 6 runs (3 independent pairs) per extent, 250 iterations.
+    quick=Config(size=32, levels=4, channels=32, iterations=250, runs=6))
+PAPER, QUICK = PRESETS["paper"], PRESETS["quick"]
 
 
 def signal_for(cfg: Config, side: float) -> SignalConfig:
     """The synthetic triangle with pattern area side², or the file triangle-<side>.png."""
     if cfg.image == "triangle":
         return image_signal("triangle", size=cfg.size, pattern_fraction=side**2)
-    path = Path(cfg.image) / f"triangle-{side:.1f}.png"
-    return image_signal(str(path), downsample=1)
+    return image_signal(str(Path(cfg.image) / f"triangle-{side:.1f}.png"), downsample=cfg.downsample or 1)
 
 
-def main(cfg: Config, out_dir: Path = REPO) -> dict:
-    """Record one file per extent, compare ε over disjoint pairs, draw and tabulate."""
+def jobs(cfg: Config) -> list[Job]:
+    """One file of R runs (weights and input vary) per extent, trajectories/pattern_extent/side-<s>.h5."""
     if cfg.runs < 2 or cfg.runs % 2:
         raise ValueError(f"runs must be even and >= 2 (disjoint pairs), got {cfg.runs}")
     if cfg.image != "triangle" and not Path(cfg.image).is_dir():
         raise ValueError(f"--image must be 'triangle' or a folder of triangle-<s>.png files, got {cfg.image!r}")
-    paths = Paths(Path(out_dir), cfg.name)
-    options = {"levels": cfg.levels, "down": cfg.channels, "up": cfg.channels}
+    return [Job(cfg.paths.trajectory(f"side-{side:g}"),
+                run_config(cfg.dip(), signal_for(cfg, side), runs=cfg.runs, seed=cfg.seed, device=cfg.device),
+                f"{side:g}")
+            for side in cfg.side_fractions]
+
+
+def report(cfg: Config, recorded) -> dict:
+    """Compare ε over disjoint pairs per extent, draw and tabulate."""
     pairs = [(r, r + 1) for r in range(0, cfg.runs, 2)]
     results, targets, summary, rows = {}, {}, {}, []
     numbers: dict = {"config": cfg, "extents": {}}
-    for side in cfg.side_fractions:
+    for side, rec in zip(cfg.side_fractions, recorded):
         label = f"{side**2:.0%} (side {side:g})"
-        run_cfg = dip_run_config(signal_for(cfg, side), options, iterations=cfg.iterations, lr=cfg.lr,
-                                 runs=cfg.runs, seed=cfg.seed)
-        rec = record_setting(run_cfg, paths.trajectory(f"side-{side:g}"))
-        res = divergence_file(rec.path, pairs, smooth=cfg.smooth, prominence=cfg.prominence)
+        res = cfg.divergence(rec.path, pairs)
         with open_trajectory(rec.path) as traj:
             targets[label] = traj.target
         per_pair = [rebound(res.pairs[p], res.points[p]) for p in pairs]
-        excess = _mean_std([s["excess"] for s in per_pair])
-        after = _mean_std([s["area_after_first"] for s in per_pair if s["area_after_first"] is not None])
+        excess = mean_std(s["excess"] for s in per_pair)
+        after = mean_std(s["area_after_first"] for s in per_pair if s["area_after_first"] is not None)
+        peak = mean_std(s["eps_peak"] for s in per_pair if s["eps_peak"] is not None)
         firsts = [s["first"] for s in per_pair if s["first"] is not None]
         results[label], summary[label] = res, excess
         rows.append({"side fraction": f"{side:g}", "pattern area": f"{side**2:.0%}",
@@ -101,8 +102,7 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
                      "first conv. (mean)": f"{np.mean(firsts):.0f}" if firsts else "—",
                      "excess divergence": _fmt(excess),
                      "area under ε after first conv.": _fmt(after) + (f" (n={len(firsts)})" if firsts else ""),
-                     "max ε after first conv.": _fmt(_mean_std([s["eps_peak"] for s in per_pair
-                                                                 if s["eps_peak"] is not None]))})
+                     "max ε after first conv.": _fmt(peak)})
         numbers["extents"][f"{side:g}"] = {
             "side_fraction": side, "area_fraction": side**2, "file": rec.path, "seconds": rec.seconds,
             "pairs": [{"runs": list(p), "convergence_points": res.points[p], **s} for p, s in zip(pairs, per_pair)],
@@ -111,40 +111,38 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
             "epsilon_mean": res.mean.tolist()}
     fig = pattern_extent_figure(results, targets, summary, title=_title(cfg),
                                 summary_label="excess divergence Σᵢ (ε(i) − min of ε up to i), ε·iterations")
-    figure = save(fig, paths.figures / "epsilon_by_extent.png")
+    figure = save(fig, cfg.paths.figures / "epsilon_by_extent.png")
     table = markdown_table(rows)
     seconds = sum(v["seconds"] for v in numbers["extents"].values())
-    body = (f"{_title(cfg)}\n\nPer extent, over the disjoint pairs of runs (mean ± std, population std): "
+    body = (f"{_title(cfg)}\n\nPer extent, over the disjoint pairs of runs (mean ± std, the sample std, ddof=1): "
             f"the excess divergence Σᵢ(ε(i) − min_(j≤i) ε(j)) in ε·iterations, counted from the iteration of the "
             f"largest ε (the start); the area Σ ε(i) from the first convergence point (first dip of ε; detector "
-            f"window {cfg.smooth}, prominence {cfg.prominence:g} decades) to the end, over the pairs where one was "
+            f"{cfg.detector()}) to the end, over the pairs where one was "
             f"detected; the largest ε after it.\n\n{table}\n\n"
             f"Recording wall time: {seconds:.0f} s in all\n\nFigure: {figure.name}\n")
-    md, js = write_report(paths, title=cfg.name, body=body, numbers=numbers)
-    print(table)
-    print(f"wrote {figure}, {md}, {js}")
+    write_report(cfg.paths, title=cfg.name, body=body, numbers=numbers, tables=[table], figures=[figure])
     return numbers
 
 
-def _mean_std(values) -> tuple[float, float]:
-    if not values:
-        return (float("nan"), float("nan"))
-    v = np.asarray(values, dtype=np.float64)
-    return float(v.mean()), float(v.std())
+def main(cfg: Config) -> dict:
+    """Record one file per extent, compare ε over disjoint pairs, draw and tabulate."""
+    return run(cfg, jobs, report)
 
 
 def _fmt(ms: tuple[float, float]) -> str:
-    mean, std = ms
-    return "—" if not np.isfinite(mean) else f"{mean:.3g} ± {std:.2g}"
+    return fmt_mean_std(ms, ".3g", ".2g", summarized=True)
 
 
 def _title(cfg: Config) -> str:
     what = f"triangle {cfg.size}²" if cfg.image == "triangle" else f"{cfg.image}/triangle-<s>.png"
-    return (f"dip(levels={cfg.levels}, {cfg.channels} ch) fitting {what}, fine pattern over side fractions "
-            f"{', '.join(f'{s:g}' for s in cfg.side_fractions)}; Adam lr={cfg.lr:g}, {cfg.iterations} it, "
-            f"{cfg.runs} runs per extent (seeds from {cfg.seed}, weights and input vary)")
+    return cfg.title(f"fitting {what}, fine pattern over side fractions {', '.join(f'{s:g}' for s in cfg.side_fractions)}",
+                     f"per extent (seeds from {cfg.seed}, weights and input vary)")
+
+
+FLAGS = {
+    "image": "triangle (default, synthetic) or a folder of triangle-<s>.png files",
+}
 
 
 if __name__ == "__main__":
-    sys.exit(image_cli(__doc__.splitlines()[0], DEFAULT, QUICK, main,
-                       image_help="triangle (default, synthetic) or a folder of triangle-<s>.png files"))
+    sys.exit(experiment_cli(sys.modules[__name__]))

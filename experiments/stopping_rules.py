@@ -1,7 +1,7 @@
 """Stopping without the clean image: how much does each rule lose against the oracle stop?
 
     python experiments/stopping_rules.py [--quick | --preset quick|hour|paper] [--images PATH]
-        [--seeds R] [--out-dir DIR] [--estimate-only]
+        [--seeds R] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 For every image (a file or a folder; default: matplotlib's sample photograph) and noise type
 (white Gaussian σ = 25; the low-frequency field of the same σ), R = 2·P seeds of the DIP fit
@@ -33,7 +33,7 @@ Any scalar of `Config` can be changed with ``--set FIELD=VALUE`` (e.g. ``--set p
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,74 +42,65 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, markdown_table, write_report
-from experiments._denoise import (Job, ModelBudget, denoise_config, dip_budget, image_name,
-                                  image_paths, plan, preset_cli, record_jobs)
+from experiments._cli import experiment_cli
+from experiments._common import DenoiseExperiment, Setting, dip_setting, markdown_table, presets, run, write_report
 from spectral_lab.analyze import stopping
-from spectral_lab.analyze.psnr import psnr, psnr_file
+from spectral_lab.analyze.psnr import psnr_file
+from spectral_lab.images import image_name, image_paths
+from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "stopping_rules"
 
 
 @dataclass(frozen=True)
-class Config:
-    """``pairs`` per file (2·pairs seeds); ``window``/``patience``: ES-WMV's W and P (the
-    authors' defaults 100 and 1000 for budgets of thousands of iterations); ``rise``/``smooth``:
-    the pair rule's first-valley detector; ``probe``: the SURE twin's perturbation, 0–255 scale
-    (5 = σ/5 for σ = 25; 0: no twin, SURE not run)."""
+class Config(DenoiseExperiment):
+    """``seeds`` = 2·pairs per file; ``noises``: the noise kinds, one file each per image;
+    ``window``/``patience``: ES-WMV's W and P (the authors' defaults 100 and 1000 for budgets of
+    thousands of iterations); ``rise``/``smooth``: the pair rule's first-valley detector;
+    ``probe``: the SURE twin's perturbation, 0–255 scale (5 = σ/5 for σ = 25; 0: no twin, SURE
+    not run)."""
 
-    preset: str = "paper"
-    images: str | None = None
-    grey: bool = False
-    downsample: int = 4
-    sigma: float = 25.0
     cutoff: float = 0.06
     noises: tuple[str, ...] = ("white", "lowfreq")
-    noise_seed: int = 0
     seeds: int = 4
-    seed: int = 0
-    model: ModelBudget = dip_budget("dip", {}, iterations=3000)
+    model: Setting = dip_setting("dip", {}, iterations=3000)
     window: int = 100
     patience: int = 1000
     rise: float = 2.0
     smooth: int = 1
     probe: float = 5.0
-    out_dir: Path = REPO
-    estimate_only: bool = False
     name: str = NAME
 
 
-PAPER = Config()
-HOUR = replace(PAPER, preset="hour", downsample=8, model=dip_budget("dip", {"levels": 4, "down": 64, "up": 64},
-                                                                      iterations=1500), window=50, patience=500)
-# 32×32, a narrow 3-level DIP: it peaks at a few hundred iterations and is well into fitting
-# the noise by 1500 (a stopping rule can only be judged on a trajectory that overfits).
-QUICK = replace(PAPER, preset="quick", downsample=16,
-                model=dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=1500),
-                window=50, patience=300)
-PRESETS = {"quick": QUICK, "hour": HOUR, "paper": PAPER}
+PRESETS = presets(
+    paper=Config(),
+    hour=Config(downsample=8, model=dip_setting("dip", {"levels": 4, "down": 64, "up": 64}, iterations=1500),
+                window=50, patience=500),
+    # 32×32, a narrow 3-level DIP: it peaks at a few hundred iterations and is well into fitting
+    # the noise by 1500 (a stopping rule can only be judged on a trajectory that overfits).
+    quick=Config(downsample=16, model=dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=1500),
+                 window=50, patience=300))
+PAPER, HOUR, QUICK = PRESETS["paper"], PRESETS["hour"], PRESETS["quick"]
 
 
 TWIN = "--twin"
 
 
-def jobs_of(cfg: Config) -> list[Job]:
+def jobs(cfg: Config) -> list[Job]:
     """One file per (image, noise); for white noise also its SURE twin (``<file>--twin.h5``,
     label ``twin``) when ``cfg.probe`` > 0."""
-    paths = Paths(Path(cfg.out_dir), cfg.name)
-    jobs = []
+    if cfg.seeds < 2 or cfg.seeds % 2:
+        raise ValueError(f"seeds must be an even number >= 2 (pairs of runs), got {cfg.seeds}")
+    out = []
     for img in image_paths(cfg.images):
         for noise in cfg.noises:
-            def config(probe: float):
-                return denoise_config(cfg.model, img, downsample=cfg.downsample, grey=cfg.grey, noise=noise,
-                                      sigma=cfg.sigma, cutoff=cfg.cutoff, noise_seed=cfg.noise_seed,
-                                      runs=cfg.seeds, seed=cfg.seed, probe=probe)
             stem = f"{image_name(img)}--{noise}"
-            jobs.append(Job(paths.trajectory(stem), config(0.0), noise))
+            out.append(Job(cfg.paths.trajectory(stem), cfg.denoise_config(cfg.model, img, noise=noise), noise))
             if noise == "white" and cfg.probe > 0:
-                jobs.append(Job(paths.trajectory(stem + TWIN), config(cfg.probe), "twin"))
-    return jobs
+                out.append(Job(cfg.paths.trajectory(stem + TWIN),
+                               cfg.denoise_config(cfg.model, img, noise=noise, probe=cfg.probe), "twin"))
+    return out
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -137,16 +128,9 @@ def evaluate_file(path: Path, cfg: Config, twin: Path | None = None) -> dict:
                             for r in scores.runs]
     with open_trajectory(path) as t:
         noise = t.config["degrade"]["noise"]
-        sigma = t.config["degrade"]["sigma"] / 255.0
-        clip = t.kind == "image"  # images are clipped after the noise
-        observed = np.asarray(t.observed, dtype=np.float64)
-        clean = np.asarray(t.target, dtype=np.float64)
-        a, b = (np.asarray(t.frames(r)[: t.n_frames(r)], dtype=np.float64) for r in (0, 1))
     out["noise"] = noise
-    sure_curve = None
     if twin is not None:
         out["rules"]["sure"] = entries(stopping.stop_file(path, "sure", twin=twin))
-        sure_curve = stopping.sure_curve_file(path, twin, 0)  # run 0's SURE curve, for the figure
     else:
         out["rules"]["sure"] = None
         out["sure_refused"] = "assumes white noise" if noise != "white" else "no twin file (probe = 0)"
@@ -159,17 +143,8 @@ def evaluate_file(path: Path, cfg: Config, twin: Path | None = None) -> dict:
                                     "gap": 0.0,
                                     "vs_single": float(np.mean([single_best[r] for r in e.runs])) - e.best_psnr}
                                    for e in pair_discrepancy.entries]
-    out["_curves"] = {
-        "psnr": np.stack([scores.runs[0].psnr, scores.runs[1].psnr, psnr(0.5 * (a + b), clean)]),
-        "epsilon": np.array(list(stopping.pair_disagreement(a, b))),
-        "wmv": dict(stopping.wmv_variance(a, cfg.window)),
-        "residual": 0.5 * (np.mean(((a - observed) ** 2).reshape(len(a), -1), axis=1)
-                           + np.mean(((b - observed) ** 2).reshape(len(b), -1), axis=1)),
-        "level": np.array([stopping.clipped_noise_variance(0.5 * (fa + fb), sigma) if clip else sigma**2
-                           for fa, fb in zip(a, b)]),
-        "sigma": sigma,
-        "sure": sure_curve,
-    }
+    # runs 0 and 1 as the rules see them (run 0's SURE curve with a twin), for the example figure
+    out["_curves"] = stopping.pair_curves_file(path, (0, 1), window=cfg.window, twin=twin)
     return out
 
 
@@ -203,19 +178,19 @@ def summary_rows(results: Mapping[Path, dict]) -> list[dict]:
 
 
 def main(cfg: Config) -> dict:
+    """Estimate, record, run every rule on every file, tabulate and draw."""
+    print(f"{cfg.name} [{cfg.preset}]: DIP {cfg.model.describe()}; {len(image_paths(cfg.images))} image(s) x "
+          f"{len(cfg.noises)} noise(s), {cfg.seeds} seeds ({cfg.seeds // 2} pairs) each")
+    return run(cfg, jobs, report)
+
+
+def report(cfg: Config, recorded) -> dict:
+    """Every rule on every file (`evaluate_file`), the summary and per-file tables, the figures."""
     from spectral_lab.plot import save
     from spectral_lab.plot.denoise import stopping_example_figure, stopping_gap_figure
 
-    if cfg.seeds < 2 or cfg.seeds % 2:
-        raise ValueError(f"seeds must be an even number >= 2 (pairs of runs), got {cfg.seeds}")
-    jobs = jobs_of(cfg)
-    print(f"{cfg.name} [{cfg.preset}]: DIP {cfg.model.describe()}; {len(jobs)} files, {cfg.seeds} seeds "
-          f"({cfg.seeds // 2} pairs) each")
-    plan(jobs, estimate_only=cfg.estimate_only)
-    if cfg.estimate_only:
-        return {}
-    record_jobs(jobs)
-    paths = Paths(Path(cfg.out_dir), cfg.name)
+    jobs = [rec.job for rec in recorded]
+    paths = cfg.paths
     twins = {j.path.with_name(j.path.name.replace(TWIN, "")): j.path for j in jobs if j.label == "twin"}
     results = {j.path: evaluate_file(j.path, cfg, twins.get(j.path)) for j in jobs if j.label != "twin"}
 
@@ -253,13 +228,16 @@ def main(cfg: Config) -> dict:
             f"Figures: {', '.join(f.name for f in figures)}\n")
     numbers = {"config": cfg, "files": {str(p): {k: v for k, v in r.items() if not k.startswith("_")}
                                         for p, r in results.items()}}
-    md, js = write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body, numbers=numbers)
-    print(setting)
-    print(table)
-    print(f"wrote {', '.join(map(str, figures))}, {md}, {js}")
+    write_report(paths, title=f"{cfg.name} [{cfg.preset}]", body=body, numbers=numbers, tables=[setting, table],
+                 figures=figures)
     return {"config": cfg, "results": results}
 
 
+FLAGS = {
+    "images": "an image file or a folder of images; default: matplotlib's sample photograph",
+    "seeds": "seeds per file, an even number (pairs of runs)",
+}
+
+
 if __name__ == "__main__":
-    sys.exit(preset_cli(__doc__.splitlines()[0], PRESETS, main,
-                        images_help="an image file or a folder of images; default: matplotlib's sample photograph"))
+    sys.exit(experiment_cli(sys.modules[__name__]))

@@ -6,14 +6,15 @@ the paper's formulas next to the gain measured from torch's layers.
 For each mode and stride: the appendix-E formula (continuous kernels, normalised to 1 at DC),
 the exact gain of `torch.nn.functional.interpolate` on the output grid, and that gain
 measured from the layer's impulse response (`spectral_lab.analyze.upsampling`). No training,
-no image (so no ``--image``); ``--quick`` only uses fewer frequency samples. Writes
+no image (so no ``--image``, and ``--estimate-only`` has nothing to estimate); ``--quick`` only uses
+fewer frequency samples. Writes
 figures/upsampling_response/{responses.png, table.md, results.json} and prints the table.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
@@ -21,8 +22,9 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, cli, markdown_table, write_report
-from spectral_lab.analyze.upsampling import MODES, analytic_response, measured_response
+from experiments._cli import experiment_cli
+from experiments._common import Experiment, markdown_table, presets, run, write_report
+from spectral_lab.analyze.upsampling import MODES, compare_responses
 from spectral_lab.plot import save
 from spectral_lab.plot.spectral import upsampling_response_figure
 
@@ -30,7 +32,7 @@ NAME = "upsampling_response"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(Experiment):
     """Strides L and the number of frequencies sampled on [0, 1/2] cycles per output sample."""
 
     strides: tuple[int, ...] = (2, 4, 32)
@@ -39,23 +41,20 @@ class Config:
     name: str = NAME
 
 
-DEFAULT = Config()
-QUICK = replace(DEFAULT, n_freqs=801)
+PRESETS = presets(paper=Config(), quick=Config(n_freqs=801))
+PAPER, QUICK = PRESETS["paper"], PRESETS["quick"]
 
 
-def main(cfg: Config, out_dir: Path = REPO) -> dict:
+def report(cfg: Config, recorded=()) -> dict:
     """Compute the three responses per mode and stride, draw them and tabulate their agreement."""
-    paths = Paths(Path(out_dir), cfg.name)
     freqs = np.linspace(0.0, 0.5, cfg.n_freqs)
     responses, rows = {}, []
     numbers: dict = {"config": cfg, "responses": []}
     for mode in cfg.modes:
         for stride in cfg.strides:
-            r = {"paper": analytic_response(freqs, stride, mode, form="paper"),
-                 "layer": analytic_response(freqs, stride, mode, form="layer"),
-                 "measured": measured_response(freqs, stride, mode)}
-            responses[(mode, stride)] = r
-            stats = _stats(freqs, mode, stride, r)
+            r = compare_responses(freqs, stride, mode)
+            responses[(mode, stride)] = {"paper": r.paper, "layer": r.layer, "measured": r.measured}
+            stats = r.summary()
             rows.append({"mode": mode, "stride L": stride,
                          "max |layer − measured|": f"{stats['max_layer_vs_measured']:.1e}",
                          "max |paper − measured|": f"{stats['max_paper_vs_measured']:.3f}",
@@ -65,7 +64,7 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
                          "mean gain on [1/(2L), 1/2] (layer)": f"{stats['mean_gain_above_input_nyquist']:.4f}"})
             numbers["responses"].append({"mode": mode, "stride": stride, **stats})
     fig = upsampling_response_figure(freqs, responses, title=_title(cfg))
-    figure = save(fig, paths.figures / "responses.png")
+    figure = save(fig, cfg.paths.figures / "responses.png")
     table = markdown_table(rows)
     body = (f"{_title(cfg)}\n\nGains normalised to 1 at k = 0, k in cycles per output sample. 'layer': the exact "
             f"gain of torch's interpolate on the output grid; 'measured': the DTFT of the layer's impulse "
@@ -73,24 +72,13 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
             f"frequency: above it the output holds only images of the input spectrum, which the layer should "
             f"suppress. Half-gain k: first frequency where the layer's gain falls to 0.5.\n\n{table}\n\n"
             f"Figure: {figure.name}\n")
-    md, js = write_report(paths, title=cfg.name, body=body, numbers=numbers)
-    print(table)
-    print(f"wrote {figure}, {md}, {js}")
+    write_report(cfg.paths, title=cfg.name, body=body, numbers=numbers, tables=[table], figures=[figure])
     return numbers
 
 
-def _stats(freqs: np.ndarray, mode: str, stride: int, r: dict) -> dict:
-    nyq = 1.0 / (2 * stride)
-    above = freqs >= nyq
-    half = np.flatnonzero(r["layer"] <= 0.5)
-    return {
-        "max_layer_vs_measured": float(np.max(np.abs(r["layer"] - r["measured"]))),
-        "max_paper_vs_measured": float(np.max(np.abs(r["paper"] - r["measured"]))),
-        "paper_at_input_nyquist": float(analytic_response(nyq, stride, mode, form="paper")),
-        "layer_at_input_nyquist": float(analytic_response(nyq, stride, mode, form="layer")),
-        "half_gain_freq": float(freqs[half[0]]) if half.size else float("nan"),
-        "mean_gain_above_input_nyquist": float(np.mean(r["layer"][above])),
-    }
+def main(cfg: Config) -> dict:
+    """No recordings: the responses are computed, drawn and tabulated."""
+    return run(cfg, lambda cfg: [], report)
 
 
 def _title(cfg: Config) -> str:
@@ -99,4 +87,4 @@ def _title(cfg: Config) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(cli(__doc__.splitlines()[0], DEFAULT, QUICK, main))
+    sys.exit(experiment_cli(sys.modules[__name__]))

@@ -1,6 +1,7 @@
 """Paper Fig. 4: with a larger up-sampling stride the DIP fills in its power spectrum more slowly.
 
     python experiments/upsampling_stride.py [--quick] [--image triangle|photo|PATH] [--out-dir DIR]
+        [--estimate-only] [--set FIELD=VALUE]
 
 The ``dip`` network with up-sampling factor L (model option ``stride``; nearest or bilinear)
 fits one clean grey image, once per stride, with the same levels, channels, learning rate and
@@ -13,14 +14,14 @@ largest stride, the largest power of two it allows is used (and said so).
 Per stride one file of R runs, trajectories/upsampling_stride/stride-<L>.h5; the relative
 error of the power per radial band against the target over iterations
 (`spectral_lab.analyze.spectrum`), its time to fit per band, and the fitted front: the
-highest frequency up to which every band is within the threshold. Writes
+highest frequency up to which every band is within the threshold (`spectrum.fitted_front`). Writes
 figures/upsampling_stride/{spectra.png, table.md, results.json} and prints the tables.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `experiments._common` importable
@@ -28,40 +29,35 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 
 import numpy as np
 
-from experiments._common import REPO, Paths, markdown_table, record_setting, write_report
-from experiments._images import dip_run_config, image_cli, image_label, image_signal
+from experiments._cli import experiment_cli
+from experiments._common import ImageExperiment, markdown_table, presets, run, run_config, write_report
 from spectral_lab import signals
-from spectral_lab.analyze.spectrum import spectrum_file
+from spectral_lab.analyze.spectrum import fitted_front, late_error, spectrum_file
 from spectral_lab.config import SignalConfig
+from spectral_lab.images import image_signal, save_png16
+from spectral_lab.models.dip import DipNet
 from spectral_lab.plot import save
 from spectral_lab.plot.spectral import stride_spectrum_figure
+from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "upsampling_stride"
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(ImageExperiment):
     """Strides compared at equal ``levels`` (1 by default: 32² = 1024 exceeds any quick image).
 
-    ``image``: "triangle" (synthetic, side ``size``), "photo" (matplotlib's photograph) or a
-    file (grey, down-sampled by ``downsample``; None: to a shorter side of about ``size``).
     ``threshold``: relative band-power error that counts as fitted; ``n_bands``: DC plus
     ``n_bands - 1`` rings up to the corner frequency; ``late_fraction``: the final share of
     iterations over which the late error is the median.
     """
 
     image: str = "photo"
-    size: int = 128
-    downsample: int | None = None
     strides: tuple[int, ...] = (4, 32)
     levels: int = 1
-    channels: int = 128
     upsample: str = "bilinear"
-    iterations: int = 1000
-    lr: float = 0.01
     runs: int = 2
-    seed: int = 0
     n_bands: int = 9
     # 0.3, not the CLI's 0.1: a band's power on a 64 x 64 image flickers by ~10 % from one
     # iteration to the next, so "stays within 0.1" is decided by the flicker (measured:
@@ -71,27 +67,26 @@ class Config:
     name: str = NAME
 
 
-DEFAULT = Config()
-# About two minutes on 2 cores: a 64 x 64 image, 64 channels, 2 runs, 300 iterations per stride.
-QUICK = replace(DEFAULT, size=64, channels=64, iterations=300)
+PRESETS = presets(
+    paper=Config(),
+    # About two minutes on 2 cores: a 64 x 64 image, 64 channels, 2 runs, 300 iterations per stride.
+    quick=Config(size=64, channels=64, iterations=300))
+PAPER, QUICK = PRESETS["paper"], PRESETS["quick"]
 
 
-def usable_strides(strides, levels: int, side: int) -> tuple[int, ...]:
+def usable_strides(cfg: Config, side: int) -> tuple[int, ...]:
     """Each stride, halved while ``side`` cannot hold 2 samples at its deepest level."""
-    out = []
-    for s in strides:
-        while s > 2 and side < 2 * s**levels:
-            s //= 2
-        if side < 2 * s**levels:
-            raise ValueError(f"an image side of {side} is too small for {levels} level(s) of stride {s}")
-        out.append(int(s))
-    return tuple(out)
+    return tuple(DipNet.largest_stride(side, cfg.levels, s) for s in cfg.strides)
 
 
-def prepare_signal(cfg: Config, paths: Paths) -> tuple[SignalConfig, tuple[int, ...], int]:
-    """The one signal every stride fits, the strides it allows, and the down-sampling used."""
+def prepare_signal(cfg: Config) -> tuple[SignalConfig, tuple[int, ...], int]:
+    """The one signal every stride fits, the strides it allows, and the down-sampling used.
+
+    An image file is cropped once to a multiple of every stride ** levels and written as a
+    16-bit PNG next to the trajectories (`spectral_lab.images.save_png16`): both files read it.
+    """
     if cfg.image == "triangle":
-        strides = usable_strides(cfg.strides, cfg.levels, cfg.size)
+        strides = usable_strides(cfg, cfg.size)
         multiple = int(np.lcm.reduce([s**cfg.levels for s in strides]))
         if cfg.size % multiple:
             raise ValueError(f"triangle side {cfg.size} is not a multiple of {multiple} (strides {strides})")
@@ -99,51 +94,33 @@ def prepare_signal(cfg: Config, paths: Paths) -> tuple[SignalConfig, tuple[int, 
     wanted = image_signal(cfg.image, size=cfg.size, downsample=cfg.downsample)
     source = wanted.image if wanted.image is not None else signals.sample_image_path()
     full = signals.load_image(source, grey=True, downsample=wanted.downsample)
-    strides = usable_strides(cfg.strides, cfg.levels, min(full.shape[1:]))
+    strides = usable_strides(cfg, min(full.shape[1:]))
     multiple = int(np.lcm.reduce([s**cfg.levels for s in strides]))
     image = signals.load_image(source, grey=True, downsample=wanted.downsample, crop_multiple=multiple)
-    path = paths.trajectories / "target.png"
-    _write_png16(image, path)
+    path = save_png16(image, cfg.paths.trajectories / "target.png")
     return SignalConfig(kind="image", image=str(path), grey=True, downsample=1), strides, wanted.downsample
 
 
-def _write_png16(image: np.ndarray, path: Path) -> None:
-    """A (1, H, W) image in [0, 1] as a 16-bit grey PNG (steps of 1/65535, far below 8-bit)."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.round(image[0].astype(np.float64) * 65535).astype(np.uint16)).save(path)
-
-
-def fitted_front(errors: np.ndarray, band_edges: np.ndarray, threshold: float) -> np.ndarray:
-    """Per iteration, the upper edge (cycles/pixel) of the last band b such that every band
-    0..b is within ``threshold``; 0 when not even DC is. ``errors``: (T, B)."""
-    ok = np.cumprod(np.asarray(errors) <= threshold, axis=1)  # 1 while every band so far is fitted
-    # band_edges[f] is the upper edge of band f - 1 (and 0 for f = 0 or 1: DC)
-    return np.asarray(band_edges)[ok.sum(axis=1)]
+def jobs(cfg: Config) -> list[Job]:
+    """One file of R runs per stride, trajectories/upsampling_stride/stride-<L>.h5."""
+    signal, strides, _ = prepare_signal(cfg)
+    return [Job(cfg.paths.trajectory(f"stride-{stride}"),
+                run_config(cfg.dip(stride=stride, upsample=cfg.upsample), signal, runs=cfg.runs, seed=cfg.seed,
+                           device=cfg.device), str(stride))
+            for stride in strides]
 
 
-def late_error(errors, fraction: float) -> np.ndarray:
-    """Per band, the median relative error over the last ``fraction`` of iterations, averaged
-    over runs: where each band ended up, insensitive to the flicker of single iterations."""
-    late = [np.median(e[-max(1, int(round(fraction * len(e)))):], axis=0) for e in errors]
-    return np.mean(late, axis=0)
-
-
-def main(cfg: Config, out_dir: Path = REPO) -> dict:
-    """Record each stride, analyse the band errors, draw the heat maps and write the tables."""
-    paths = Paths(Path(out_dir), cfg.name)
-    signal, strides, downsample = prepare_signal(cfg, paths)
+def report(cfg: Config, recorded) -> dict:
+    """Analyse the band errors of every stride, draw the heat maps and write the tables."""
+    signal = recorded[0].job.config.signal
+    strides = tuple(int(rec.job.config.model.options["stride"]) for rec in recorded)
+    downsample = 1 if cfg.image == "triangle" else image_signal(cfg.image, size=cfg.size,
+                                                                  downsample=cfg.downsample).downsample
     results, outputs = {}, {}
     numbers: dict = {"config": cfg, "strides_used": strides, "downsample": downsample, "signal": signal,
                      "strides": {}}
     checkpoints = sorted({cfg.iterations // 4, cfg.iterations // 2, cfg.iterations})
-    for stride in strides:
-        options = {"levels": cfg.levels, "stride": stride, "down": cfg.channels, "up": cfg.channels,
-                   "upsample": cfg.upsample}
-        run_cfg = dip_run_config(signal, options, iterations=cfg.iterations, lr=cfg.lr, runs=cfg.runs,
-                                 seed=cfg.seed)
-        rec = record_setting(run_cfg, paths.trajectory(f"stride-{stride}"))
+    for stride, rec in zip(strides, recorded):
         res = spectrum_file(rec.path, n_bands=cfg.n_bands, threshold=cfg.threshold)
         label = f"stride {stride}"
         results[label] = res
@@ -160,7 +137,7 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
             "mse": {str(i): losses[:, i].tolist() for i in checkpoints},
             "late_error": late_error(res.errors, cfg.late_fraction).tolist()}
     fig = stride_spectrum_figure(results, outputs, title=_title(cfg, strides, downsample))
-    figure = save(fig, paths.figures / "spectra.png")
+    figure = save(fig, cfg.paths.figures / "spectra.png")
     band_table = markdown_table(_band_rows(results, cfg.late_fraction))
     front_table = markdown_table([
         {"stride": s, **{f"front at {i}": _mean_over_runs(v["fitted_front"][str(i)], ".3f") for i in checkpoints},
@@ -175,12 +152,14 @@ def main(cfg: Config, out_dir: Path = REPO) -> dict:
             f"frequency (cycles/pixel) up to which every band is within {cfg.threshold:g}, mean over runs; MSE: "
             f"the fitted loss, mean over runs.\n\n{front_table}\n\nWall time per stride: {seconds}\n\n"
             f"Figure: {figure.name}\n")
-    md, js = write_report(paths, title=cfg.name, body=body, numbers=numbers)
-    print(band_table)
-    print()
-    print(front_table)
-    print(f"wrote {figure}, {md}, {js}")
+    write_report(cfg.paths, title=cfg.name, body=body, numbers=numbers, tables=[band_table, "", front_table],
+                 figures=[figure])
     return numbers
+
+
+def main(cfg: Config) -> dict:
+    """Record each stride, analyse the band errors, draw the heat maps and write the tables."""
+    return run(cfg, jobs, report)
 
 
 def _band_rows(results: dict, late_fraction: float) -> list[dict]:
@@ -202,12 +181,14 @@ def _mean_over_runs(values, fmt: str) -> str:
 
 
 def _title(cfg: Config, strides, downsample: int) -> str:
-    what = f"triangle {cfg.size}²" if cfg.image == "triangle" else f"{image_label(cfg.image)} (grey, ÷{downsample})"
-    return (f"dip(levels={cfg.levels}, {cfg.channels} ch, {cfg.upsample}) with stride "
-            f"{' vs '.join(map(str, strides))} fitting {what}; Adam lr={cfg.lr:g}, {cfg.iterations} it, "
-            f"{cfg.runs} runs each")
+    return cfg.title(f"with stride {' vs '.join(map(str, strides))} fitting {cfg.image_what(downsample)}",
+                     "each", net=f", {cfg.upsample}")
+
+
+FLAGS = {
+    "image": "photo (default, matplotlib's photograph), triangle or an image file",
+}
 
 
 if __name__ == "__main__":
-    sys.exit(image_cli(__doc__.splitlines()[0], DEFAULT, QUICK, main,
-                       image_help="photo (default, matplotlib's photograph), triangle or an image file"))
+    sys.exit(experiment_cli(sys.modules[__name__]))

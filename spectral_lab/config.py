@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
 from .errors import ConfigError
+from .presets import PRESETS, preset  # noqa: F401  (re-exported)
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`) and the
-    noise its observation gets unless the configuration names one."""
+    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`), the
+    noise its observation gets and the data term (`spectral_lab.losses.LOSSES`) unless the
+    configuration names them."""
 
     operator: str
     noise: str
     help: str
+    loss: str = "mse"
 
 
 # A new task is one entry here (its operator is one entry of the operator registry).
@@ -25,13 +29,14 @@ TASKS: dict[str, TaskSpec] = {
     "denoise": TaskSpec("identity", "white", "y = x + noise"),
     "inpaint": TaskSpec("mask", "none", "y = m ⊙ x: pixels dropped at random (--drop) or by a mask image (--mask)"),
     "superres": TaskSpec("downsample", "none", "y = the clean signal down-sampled by --factor, anti-aliased"),
+    "blend": TaskSpec("blend", "none", "blend --foreground into --background through a soft --mask (003, A3)",
+                      loss="blend"),
 }
 SIGNAL_KINDS = ("sines", "image", "triangle")
 # optimisers that sample a posterior: a burn-in is resolved for them (35 %: 000_…, 7K of 20K)
 SAMPLERS = ("sgld", "sgld_adam")
 SAMPLER_BURN_IN = 0.35
 VARY = ("both", "weights", "input")
-PRESETS = ("quick", "paper")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class SignalConfig:
     pattern_fraction: float = 0.6
     crop_multiple: int = 1
     observed: str | None = None
+    foreground: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,9 +104,10 @@ class OperatorConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The data term (`spectral_lab.losses.LOSSES`) and its options."""
+    """The data term (`spectral_lab.losses.LOSSES`) and its options; None: the task's own
+    (``mse``; ``blend`` for the blend task)."""
 
-    name: str = "mse"
+    name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -234,6 +241,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
     out = cfg
     if cfg.operator.name is None:
         out = out.replace(operator=dataclasses.replace(cfg.operator, name=spec.operator))
+    if cfg.loss.name is None:
+        out = out.replace(loss=dataclasses.replace(cfg.loss, name=spec.loss))
     if cfg.record.burn_in is None and cfg.fit.optimizer in SAMPLERS and isinstance(cfg.fit.iterations, int):
         burn_in = int(round(SAMPLER_BURN_IN * cfg.fit.iterations))
         out = out.replace(record=dataclasses.replace(cfg.record, burn_in=burn_in))
@@ -272,6 +281,13 @@ def validate(cfg: RunConfig) -> RunConfig:
                               + ("both" if "drop" in opts else "neither"))
         if "mask" in opts and s.kind == "sines":
             raise ConfigError("a mask image needs an image signal (--signal image); 1D signals take --drop")
+    if cfg.task == "blend":
+        if s.kind != "image" or s.image is None or s.foreground is None or "mask" not in cfg.operator.options:
+            raise ConfigError("blending needs --foreground A.png --background B.png --mask M.png")
+        if s.observed is not None:
+            raise ConfigError("--observed has no meaning for blending (its inputs are the foreground and background)")
+    elif s.foreground is not None:
+        raise ConfigError("--foreground is for --task blend")
     if s.kind not in SIGNAL_KINDS:
         raise ConfigError(f"unknown signal {s.kind!r}; choose from {', '.join(SIGNAL_KINDS)}")
     _int(s.length, "length", 4, 1 << 22)
@@ -310,35 +326,49 @@ def validate(cfg: RunConfig) -> RunConfig:
     from .losses import LOSSES
     from .operators import OPERATORS
 
+    from .models import MODELS
+    from .optim import OPTIMIZERS
+
     OPERATORS.check_options(cfg.operator.name, cfg.operator.options)
     LOSSES.check_options(cfg.loss.name, cfg.loss.options)
-    return cfg
+    return _with_defaults(cfg, MODELS, OPTIMIZERS, LOSSES, OPERATORS)
 
 
-def preset(name: str, signal_kind: str) -> dict[str, dict[str, Any]]:
-    """Section overrides of a preset for a signal kind; explicit flags override these.
+def _with_defaults(cfg: RunConfig, models, optimizers, losses, operators) -> RunConfig:
+    """Every option the entries take, with its default where the configuration leaves it
+    out (defaults that are None, "decided later", stay out), and the model's own input: the
+    stored configuration says everything that was run."""
+    import inspect
 
-    ``quick`` fits 2 CPU cores in about a minute; ``paper`` follows the papers' settings.
-    """
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    quick = name == "quick"
-    if signal_kind == "sines":
-        # Measured (experiments/results/oned.md): PyTorch's default init without biases, as the
-        # reference code's last commit, separates k=5 from k=50 about 2x at 10 layers; 256
-        # channels need lr <= 3e-5 for a steady reading, 64 channels are fine at 1e-4.
-        model = {"depth": 10, "width": 64 if quick else 256, "kernel": 3, "init": "default", "bias": False}
-        return {"task": "fit", "model": {"name": "conv", "options": model},
-                "fit": {"iterations": 600, "lr": 1e-4 if quick else 3e-5,
-                        "input_dist": "normal", "input_scale": 1.0}}
-    # images: the DIP paper's denoising settings (lr 0.01, input U(0, 0.1) of 32 channels,
-    # reg_noise_std 1/30); quick runs at 64x64, paper at the size the file gives.
-    sig = {"downsample": 8 if quick else 4} if signal_kind == "image" else {"size": 64 if quick else 256}
-    return {"task": "denoise" if signal_kind == "image" else "fit",
-            "signal": sig,
-            "model": {"name": "dip", "options": {}},
-            "fit": {"iterations": 300 if quick else 3000, "lr": 0.01, "reg_noise_std": 1.0 / 30,
-                    "input_dist": "uniform", "input_scale": 0.1}}
+    def filled(registry, name, given):
+        registry.check_options(name, given)
+        defaults = {k: v for k, v in registry.options(name).items()
+                    if v is not inspect.Parameter.empty and v is not None}
+        return {**defaults, **dict(given)}
+
+    fit = cfg.fit
+    net = models.get(cfg.model.name).obj
+    model_options = models.check_options(cfg.model.name, cfg.model.options)
+    optimizers.check_options(fit.optimizer, fit.optimizer_options)
+    if fit.input_image is not None:  # a guide image is the input: its channels are the model's input channels
+        if "in_channels" not in models.options(cfg.model.name):
+            raise ConfigError(f"model {cfg.model.name!r} takes no input channels (its input is fixed): it cannot "
+                              "take a guide image (--input-image)")
+        from .signals import image_channels
+
+        channels = image_channels(fit.input_image, grey=cfg.signal.grey)
+        if model_options.get("in_channels", channels) != channels:
+            raise ConfigError(f"the guide image has {channels} channel(s) but the model option in_channels is "
+                              f"{model_options['in_channels']}")
+        model_options["in_channels"] = channels
+    out = cfg.replace(
+        model=dataclasses.replace(cfg.model, options=filled(models, cfg.model.name, model_options)),
+        loss=dataclasses.replace(cfg.loss, options=filled(losses, cfg.loss.name, cfg.loss.options)),
+        operator=dataclasses.replace(cfg.operator, options=filled(operators, cfg.operator.name, cfg.operator.options)),
+        fit=dataclasses.replace(fit, optimizer_options=filled(optimizers, fit.optimizer, fit.optimizer_options),
+                                input_dist=fit.input_dist if fit.input_dist is not None else net.input_dist,
+                                input_scale=fit.input_scale if fit.input_scale is not None else net.input_scale))
+    return RunConfig.from_dict(json.loads(json.dumps(out.to_dict())))  # JSON types, as stored
 
 
 def apply_overrides(cfg: RunConfig, overrides: Mapping[str, Any]) -> RunConfig:

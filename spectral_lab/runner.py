@@ -11,11 +11,11 @@ from typing import Callable, Sequence
 
 import torch
 
-from .config import RunConfig, apply_overrides, run_seeds, validate
+from .config import RunConfig, run_seeds, validate
 from .errors import ConfigError
 from .fit import Callback, FitResult, FitState, fit, make_fit_state
 from .losses import make_loss
-from .models import MODELS, build_model
+from .models import build_model
 from .models.base import RunNet
 from .problem import Problem, make_problem, model_kwargs
 from .trajectory import TrajectoryRecorder, create_trajectory, prepare_resume
@@ -45,21 +45,6 @@ def build_net(cfg: RunConfig, problem: Problem, seeds: Sequence[dict]) -> RunNet
                        weight_seeds=[s["weight_seed"] for s in seeds], **model_kwargs(cfg))
 
 
-def with_guide_channels(cfg: RunConfig, problem: Problem) -> RunConfig:
-    """With a guide image as input, the model's ``in_channels`` is the guide's channel count
-    (stored in the configuration like every resolved option)."""
-    if problem.guide is None:
-        return cfg
-    if "in_channels" not in MODELS.options(cfg.model.name):
-        raise ConfigError(f"model {cfg.model.name!r} takes no input channels (its input is fixed): it cannot "
-                          "take a guide image (--input-image)")
-    channels = int(problem.guide.shape[0])
-    given = cfg.model.options.get("in_channels")
-    if given is not None and given != channels:
-        raise ConfigError(f"the guide image has {channels} channel(s) but the model option in_channels is {given}")
-    return apply_overrides(cfg, {"model": {"options": {"in_channels": channels}}})
-
-
 def fit_context(cfg: RunConfig, problem: Problem) -> dict:
     """What an optimiser may need of the problem (`spectral_lab.optim.CONTEXT`): the number of
     observed samples and the noise level in signal units (None without synthetic noise)."""
@@ -74,7 +59,6 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
                 ) -> tuple[FitState, torch.Tensor, torch.Tensor]:
     """Network, optimiser state, input z ``(R, C_in, *spatial)`` and observation y on ``device``."""
     device = device or select_device(cfg.fit.device)
-    cfg = with_guide_channels(cfg, problem)
     seeds = run_seeds(cfg.fit)
     try:
         net = build_net(cfg, problem, seeds)
@@ -150,8 +134,7 @@ def record(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, progress
     the file stores the configuration as resolved (task defaults, guide channels)."""
     cfg = validate(cfg)
     problem = make_problem(cfg)
-    cfg = with_guide_channels(cfg, problem)
-    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
     device = select_device(cfg.fit.device)
     state, z, y = prepare_fit(cfg, problem, device)
     seeds = run_seeds(cfg.fit)
@@ -172,7 +155,7 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     try:
         cfg = RunConfig.from_dict(point.config)
         problem = make_problem(cfg)
-        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
         state, z, y = prepare_fit(cfg, problem)
         extra = state.load_bytes(point.blob) if point.blob is not None else {}
     except BaseException:

@@ -25,6 +25,8 @@ from spectral_lab.fourier import frequency_radius
 
 __all__ = [
     "sines",
+    "amplitude_profile",
+    "random_phases",
     "sample_image_path",
     "load_image",
     "triangle_image",
@@ -172,6 +174,36 @@ def sines(
     for k, a, p in zip(freqs, amps, phases):
         signal += a * np.sin(2 * np.pi * k * t + p)
     return signal.astype(np.float32)
+
+
+AMPLITUDE_PROFILES = ("equal", "increasing")
+
+
+def amplitude_profile(profile: str, freqs: Sequence[float], power: float = 1.0) -> tuple[float, ...]:
+    """Amplitudes A_k of a sum of sines with a given shape over k and a fixed power.
+
+    ``"equal"``: all A_k alike; ``"increasing"``: A_k ∝ k (the lowest is k_min/k_max of the
+    highest: the opposite of a natural image's spectrum). Scaled so that the signal's mean
+    square Σ A_k²/2 is ``power`` (1: the paper's sin(2π5t) + sin(2π50t)); a fixed power, not a
+    fixed A_k, keeps ten sines as strong as two.
+    """
+    if profile == "equal":
+        shape = np.ones(len(freqs))
+    elif profile == "increasing":
+        shape = np.asarray(freqs, dtype=float) / max(freqs)
+    else:
+        raise SignalError(f"unknown amplitude profile {profile!r}; choose from {', '.join(AMPLITUDE_PROFILES)}")
+    if not (_is_real_number(power) and power > 0 and math.isfinite(power)):
+        raise SignalError(f"power must be a positive number, got {power!r}")
+    scale = np.sqrt(2.0 * power / np.sum(shape ** 2))
+    return tuple(float(a) for a in scale * shape)
+
+
+def random_phases(n: int, *, seed: int, draw: int = 0) -> tuple[float, ...]:
+    """``n`` phases φ_k ~ U[0, 2π), one set per (``seed``, ``draw``): reproducible, and
+    independent of anything else drawn from ``seed``."""
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(draw)]))
+    return tuple(float(p) for p in rng.uniform(0.0, 2 * np.pi, size=n))
 
 
 # ----------------------------------------------------------------------------- images
@@ -349,6 +381,21 @@ def load_mask(path: str | os.PathLike, *, size: tuple[int, int], downsample: int
         block = known[top: top + h * downsample, left: left + w * downsample]
         known = block.reshape(h, downsample, w, downsample).all(axis=(1, 3))
     return np.ascontiguousarray(_center_crop(known[None], crop_multiple, path), dtype=np.uint8)
+
+
+def image_channels(path: str | os.PathLike, *, grey: bool = False) -> int:
+    """Channels `load_image` gives for a file (1 grey, 3 colour), read from its header."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except FileNotFoundError:
+        raise SignalError(f"image file not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SignalError(f"not an image file: {path} ({exc})") from None
+    return 1 if grey or mode in ("1", "L", "LA", "La", "I", "F") or mode.startswith("I;16") else 3
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

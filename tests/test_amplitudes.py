@@ -230,3 +230,28 @@ def test_convergence_table_is_json_ready():
 def test_single_frequency_table_has_no_ratio():
     result = analyze_amplitudes(np.zeros((2, N)), [3], target_amps=[0.0])
     assert convergence_table([result])["ratio"] is None
+
+
+# --------------------------------------------------------------------------- relative amplitudes
+
+def test_relative_threshold_treats_small_and_large_amplitudes_alike():
+    from spectral_lab.analyze.amplitudes import relative_results
+
+    n, freqs, amps = 64, [3, 9], np.array([0.05, 1.0])
+    t = np.arange(n) / n
+    signal = amps[0] * np.sin(2 * np.pi * 3 * t) + amps[1] * np.sin(2 * np.pi * 9 * t)
+    # frame i carries fraction f_i of every component; within 10 % of A_k from frame 3 on
+    frames = np.stack([f * signal for f in (0.0, 0.5, 0.8, 0.95, 1.0)])
+    absolute = analyze_amplitudes(frames, freqs, target_amps=amps, delta=0.01)
+    assert absolute.converged_at == [0, 3]  # SE = A² = 0.0025 before any fitting: meaningless
+    rel = relative_results({0: absolute})[0]
+    assert rel.converged_at == [3, 3]
+    np.testing.assert_allclose(rel.amplitudes[[0, 1, -1]], [[0, 0], [0.5, 0.5], [1, 1]], atol=1e-12)
+
+
+def test_relative_results_refuse_a_zero_target_amplitude():
+    from spectral_lab.analyze.amplitudes import relative_results
+
+    res = analyze_amplitudes(np.zeros((2, N)), [3], target_amps=[0.0], delta=0.01)
+    with pytest.raises(AnalysisError, match="A_k != 0"):
+        relative_results({0: res})

@@ -116,7 +116,7 @@ def test_missing_trajectory_is_one_line(tmp_path, capsys):
 
 def test_image_too_small_for_the_dip_is_one_line_and_no_file(tmp_path, capsys):
     out = tmp_path / "o.h5"
-    code, _, err = run(capsys, "record", "--signal", "triangle", "--size", "32", "--iterations", "2",
+    code, _, err = run(capsys, "record", "--signal", "triangle", "--size", "32", "--levels", "5", "--iterations", "2",
                        "--quiet", "--device", "cpu", "--out", out)
     assert_one_line_error(code, err)
     assert not out.exists()
@@ -145,8 +145,11 @@ def test_record_with_tiny_flags_writes_a_two_run_file(tiny_file):
         assert traj.status == "complete" and traj.n_runs == 2
         assert [traj.n_frames(r) for r in range(2)] == [11, 11]
         assert traj.signal_shape == (32,) and traj.config["signal"]["freqs"] == [2, 5]
-        assert traj.config["model"] == {"name": "conv", "options": {"depth": 3, "width": 8, "kernel": 3,
-                                                        "init": "default", "bias": False}}
+        model = traj.config["model"]
+        given = {"depth": 3, "width": 8, "kernel": 3, "init": "default", "bias": False}
+        assert model["name"] == "conv" and {k: model["options"][k] for k in given} == given
+        # every other option is stored with its default: the file says everything that ran
+        assert model["options"]["padding"] == "zeros" and model["options"]["in_channels"] == 1
 
 
 def test_record_denoises_a_paper_image_from_the_shared_data(shared_data, tmp_path, capsys):

@@ -206,3 +206,38 @@ def test_rebound_finds_the_peak_and_the_second_convergence_of_a_constructed_curv
     summary = rebound(eps, [10])
     assert (summary["first"], summary["peak"], summary["reconverged"]) == (10, 20, 30)
     assert summary["decades"] == pytest.approx(2.0)
+
+
+# --------------------------------------------------------------------------- rebound summaries (from the image experiments)
+
+def test_rebound_finds_first_convergence_peak_and_reconvergence():
+    from spectral_lab.analyze.divergence import rebound
+
+    eps = np.array([10.0, 5, 1, 4, 8, 3, 0.5])
+    s = rebound(eps, [2])
+    assert (s["first"], s["peak"], s["reconverged"]) == (2, 4, 6)
+    assert s["decades"] == pytest.approx(np.log10(8))
+    assert s["area_after_first"] == pytest.approx(1 + 4 + 8 + 3 + 0.5)
+    # above the running minimum from the largest ε on: 0 0 0 3 7 2 0
+    assert s["excess"] == pytest.approx(12.0)
+
+
+def test_curve_that_never_rises_has_no_excess_and_no_convergence_point():
+    from spectral_lab.analyze.divergence import rebound
+
+    s = rebound(np.array([9.0, 4, 2, 1, 0.5]), [])
+    assert s["excess"] == 0.0
+    assert s["first"] is None and s["reconverged"] is None
+
+
+def test_rise_before_the_largest_epsilon_is_not_excess():
+    from spectral_lab.analyze.divergence import rebound
+
+    # the first update can push untrained runs further apart: that is not a re-divergence
+    assert rebound(np.array([5.0, 9, 3, 1]), [])["excess"] == 0.0
+
+
+def test_runs_still_apart_at_the_end_have_no_reconvergence():
+    from spectral_lab.analyze.divergence import rebound
+
+    assert rebound(np.array([10.0, 1, 5, 8, 6]), [1])["reconverged"] is None

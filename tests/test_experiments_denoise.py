@@ -1,5 +1,7 @@
-"""The denoising experiments: the architecture comparison end to end at a tiny scale, the
-failure case's fitted fractions on constructed frames, the shared plumbing (images, CLI)."""
+"""The denoising experiments: the architecture comparison end to end at a tiny scale (reuse
+and resume of its files), the failure case's fitted fractions on constructed frames, the
+stopping rules' jobs and end to end. The experiment CLI: tests/test_experiment_cli.py; image
+lists: tests/test_images.py; the sweep engine: tests/test_sweep.py."""
 
 from __future__ import annotations
 
@@ -14,12 +16,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the experiments folder is scripts, not an installed package
 
-from experiments import _denoise as plumbing  # noqa: E402
 from experiments import denoise_architectures as arch  # noqa: E402
-from experiments import lowfreq_failure as failure  # noqa: E402
+from experiments._common import Setting, dip_setting  # noqa: E402
 from experiments import stopping_rules  # noqa: E402
 from spectral_lab.analyze.noise_fit import first_reaching, fitted_fractions  # noqa: E402
 from spectral_lab.errors import SpectralLabError  # noqa: E402
+from spectral_lab.sweep import estimate_jobs, record_jobs  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SHAPE = (3, 37, 31)
@@ -36,8 +38,8 @@ def tiny_comparison(tmp_path_factory):
     23.45-23.66 dB, linear-128 20.97-21.04 dB, margin 2.42-2.66 dB; seed 0: 23.63 vs 20.97."""
     out = tmp_path_factory.mktemp("arch")
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=1, seed=0, out_dir=out, models=(
-        plumbing.dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=250),
-        plumbing.ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
+        dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=250),
+        Setting("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
                              iterations=150, lr=1e-4)))
     return out, arch.main(cfg)
 
@@ -73,11 +75,11 @@ def test_a_complete_recording_of_the_same_configuration_is_reused(tiny_compariso
     # the comparison's models as in `tiny_comparison` (they decide the common crop), then its
     # linear-128 file alone
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=1, out_dir=out, models=(
-        plumbing.dip_budget("dip", {"levels": 3, "down": 32, "up": 32}, iterations=250),
-        plumbing.ModelBudget("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
+        dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=250),
+        Setting("linear-128", "linear", {"depth": 5, "width": 128, "in_channels": 1},
                              iterations=150, lr=1e-4),))
     messages = []
-    (rec,) = plumbing.record_jobs(arch.jobs_of(cfg)[1:], log=messages.append)
+    (rec,) = record_jobs(arch.jobs(cfg)[1:], log=messages.append)
     assert rec.reused and messages == ["  reusing sample_photo--linear-128.h5 (complete, same configuration)"]
 
 
@@ -86,71 +88,31 @@ def test_an_interrupted_recording_of_the_same_configuration_is_resumed_to_comple
     from spectral_lab.runner import record
 
     cfg = replace(arch.QUICK, images=None, downsample=16, seeds=2, out_dir=tmp_path, models=(
-        plumbing.ModelBudget("linear-128", "linear", {"depth": 3, "width": 16}, iterations=12, lr=1e-4),))
-    (job,) = arch.jobs_of(cfg)
+        Setting("linear-128", "linear", {"depth": 3, "width": 16}, iterations=12, lr=1e-4),))
+    (job,) = arch.jobs(cfg)
     steps = iter(range(100))
     record(job.config, job.path, progress=False, should_stop=lambda: next(steps) >= 4)
-    est = plumbing.estimate_jobs([job])
+    est = estimate_jobs([job])
     # 8 frames of 2 runs left; the checkpoint slots exist already
     assert est.seconds_per_iteration[0] > 0 and est.bytes[0] == 2 * (13 - 5) * 3 * 37 * 32 * 4
     messages = []
-    (rec,) = plumbing.record_jobs([job], log=messages.append)
+    (rec,) = record_jobs([job], log=messages.append)
     assert messages == ["  resuming sample_photo--linear-128.h5 (interrupted)"] and not rec.reused
     with open_trajectory(job.path) as t:
         assert t.status == "complete" and t.n_frames(1) == 13
 
 
-# --------------------------------------------------------------------------- plumbing
-
-def test_image_paths_lists_the_image_files_of_a_folder_sorted(tmp_path):
-    for name in ("b.png", "a.JPG", "notes.txt"):
-        (tmp_path / name).write_bytes(b"")
-    assert [p.name for p in plumbing.image_paths(tmp_path)] == ["a.JPG", "b.png"]
-
-
-def test_image_paths_of_nothing_is_the_sample_photo():
-    assert plumbing.image_paths(None) == [None]
-
-
-def test_a_missing_images_path_is_one_line_and_exit_status_1(tmp_path, capsys):
-    code = plumbing.preset_cli("x", arch.PRESETS, arch.main, ["--quick", "--images", str(tmp_path / "nope")],
-                               images_help="")
-    assert code == 1
-    assert capsys.readouterr().err.strip().endswith("no such file or folder")
-
-
-def test_set_overrides_scalar_fields_of_the_preset_with_their_types(tmp_path):
-    seen = []
-    argv = ["--quick", "--set", "downsample=8", "--set", "sigma=15", "--estimate-only", "--out-dir", str(tmp_path)]
-    assert plumbing.preset_cli("x", arch.PRESETS, seen.append, argv, images_help="") == 0
-    (cfg,) = seen
-    assert (cfg.downsample, cfg.sigma, cfg.preset) == (8, 15.0, "quick")
-    assert isinstance(cfg.sigma, float) and cfg.estimate_only
-
-
-@pytest.mark.parametrize("item, message", [("nonsense=1", "FIELD one of"), ("downsample=2.5", "takes a int"),
-                                           ("models=1", "FIELD one of"), ("downsample", "FIELD=VALUE")])
-def test_set_rejects_unknown_fields_and_bad_values_in_one_line(capsys, item, message):
-    with pytest.raises(SystemExit) as exc:
-        plumbing.preset_cli("x", arch.PRESETS, lambda c: None, ["--quick", "--set", item], images_help="")
-    assert exc.value.code == 2
-    assert message in capsys.readouterr().err
-
+# --------------------------------------------------------------------------- jobs
 
 def test_stopping_rules_pairs_every_white_noise_file_with_its_sure_twin(tmp_path):
-    jobs = stopping_rules.jobs_of(replace(stopping_rules.QUICK, out_dir=tmp_path))
+    jobs = stopping_rules.jobs(replace(stopping_rules.QUICK, out_dir=tmp_path))
     assert [(j.path.name, j.label) for j in jobs] == [
         ("sample_photo--white.h5", "white"), ("sample_photo--white--twin.h5", "twin"),
         ("sample_photo--lowfreq.h5", "lowfreq")]
     plain, twin = jobs[0].config.to_dict(), jobs[1].config.to_dict()
     assert twin["degrade"].pop("probe") == stopping_rules.QUICK.probe > 0 and plain["degrade"].pop("probe") == 0
     assert plain == twin
-    assert len(stopping_rules.jobs_of(replace(stopping_rules.QUICK, probe=0.0, out_dir=tmp_path))) == 2
-
-
-def test_a_folder_without_images_raises(tmp_path):
-    with pytest.raises(SpectralLabError, match="no image files"):
-        plumbing.image_paths(tmp_path)
+    assert len(stopping_rules.jobs(replace(stopping_rules.QUICK, probe=0.0, out_dir=tmp_path))) == 2
 
 
 def test_every_preset_budgets_each_model_itself():
@@ -219,18 +181,20 @@ def test_first_reaching_finds_the_first_crossing_or_none():
 
 
 def test_models_of_a_comparison_fit_the_same_pixels(tmp_path):
-    budgets = (plumbing.dip_budget("dip", {"levels": 3}), plumbing.ModelBudget("linear", "linear"))
-    # the sample photograph down-sampled x16 is 37 x 32: cropped to multiples of 2^3 for every model
-    assert plumbing.common_crop(budgets, None, downsample=16) == 8
-    jobs = arch.jobs_of(replace(arch.QUICK, images=None, out_dir=tmp_path))
+    # the sample photograph down-sampled x16 is 37 x 32: cropped to multiples of 2^3 for every
+    # model (`spectral_lab.models.common_crop`, tested in tests/test_models.py)
+    jobs = arch.jobs(replace(arch.QUICK, images=None, out_dir=tmp_path))
     from spectral_lab.runner import make_problem
 
     assert {make_problem(j.config).clean.shape for j in jobs} == {(3, 32, 32)}
+    assert {j.config.signal.crop_multiple for j in jobs} == {8}
     # sides that are multiples already: no crop, nothing added to the configuration
     from PIL import Image
 
     Image.fromarray(np.zeros((64, 48, 3), np.uint8)).save(tmp_path / "m.png")
-    assert plumbing.common_crop(budgets, tmp_path / "m.png", downsample=2) == 1
+    cfg = replace(arch.QUICK, images=str(tmp_path / "m.png"), downsample=2, out_dir=tmp_path,
+                  models=(dip_setting("dip", {"levels": 3}), Setting("linear", "linear")))
+    assert {j.config.signal.crop_multiple for j in arch.jobs(cfg)} == {1}
 
 
 def test_stopping_rules_end_to_end_at_a_tiny_scale(tmp_path):
@@ -240,7 +204,7 @@ def test_stopping_rules_end_to_end_at_a_tiny_scale(tmp_path):
     from spectral_lab.analyze.stopping import stop_file
 
     cfg = replace(stopping_rules.QUICK, seeds=2, out_dir=tmp_path, window=5, patience=10,
-                  model=plumbing.dip_budget("dip", {"levels": 2, "down": 8, "up": 8}, iterations=40))
+                  model=dip_setting("dip", {"levels": 2, "down": 8, "up": 8}, iterations=40))
     results = stopping_rules.main(cfg)["results"]
     white, lowfreq = (results[tmp_path / "trajectories" / "stopping_rules" / f"sample_photo--{n}.h5"]
                       for n in ("white", "lowfreq"))

@@ -1,5 +1,7 @@
-"""The image experiments: their summaries on constructed curves, and each ``main`` end to end
-on tiny configurations (a 16 x 16 image, a few channels, a few iterations)."""
+"""The image experiments, each ``main`` end to end on tiny configurations (a 16 x 16 image, a
+few channels, a few iterations). Their summaries are package functions, tested with the
+package: `rebound` in tests/test_divergence.py, `fitted_front` in tests/test_spectrum.py, the
+DIP's level and stride choice in tests/test_models.py."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the experiments folder is scripts, not an installed package
 
 from experiments import image_divergence, pattern_extent, upsampling_response, upsampling_stride  # noqa: E402
-from experiments._images import largest_levels, rebound  # noqa: E402
 from spectral_lab.trajectory import open_trajectory  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,46 +31,8 @@ def written(out_dir: Path, name: str) -> dict:
     return json.loads((figures / "results.json").read_text())
 
 
-# --------------------------------------------------------------------------- summaries
-
-def test_rebound_finds_first_convergence_peak_and_reconvergence():
-    eps = np.array([10.0, 5, 1, 4, 8, 3, 0.5])
-    s = rebound(eps, [2])
-    assert (s["first"], s["peak"], s["reconverged"]) == (2, 4, 6)
-    assert s["decades"] == pytest.approx(np.log10(8))
-    assert s["area_after_first"] == pytest.approx(1 + 4 + 8 + 3 + 0.5)
-    # above the running minimum from the largest ε on: 0 0 0 3 7 2 0
-    assert s["excess"] == pytest.approx(12.0)
-
-
-def test_curve_that_never_rises_has_no_excess_and_no_convergence_point():
-    s = rebound(np.array([9.0, 4, 2, 1, 0.5]), [])
-    assert s["excess"] == 0.0
-    assert s["first"] is None and s["reconverged"] is None
-
-
-def test_rise_before_the_largest_epsilon_is_not_excess():
-    # the first update can push untrained runs further apart: that is not a re-divergence
-    assert rebound(np.array([5.0, 9, 3, 1]), [])["excess"] == 0.0
-
-
-def test_runs_still_apart_at_the_end_have_no_reconvergence():
-    assert rebound(np.array([10.0, 1, 5, 8, 6]), [1])["reconverged"] is None
-
-
-@pytest.mark.parametrize("side, stride, levels", [(64, 2, 5), (64, 32, 1), (32, 32, 0), (48, 2, 4), (16, 4, 1)])
-def test_largest_levels_keeps_two_samples_at_the_deepest_level(side, stride, levels):
-    assert largest_levels(side, stride) == levels
-
-
-def test_fitted_front_is_the_top_of_the_fitted_bands_from_dc_up():
-    errors = np.array([[0.05, 0.05, 0.5], [0.05, 0.05, 0.05], [0.5, 0.0, 0.0]])
-    edges = np.array([0.0, 0.0, 0.3, 0.7])
-    np.testing.assert_array_equal(upsampling_stride.fitted_front(errors, edges, 0.1), [0.3, 0.7, 0.0])
-
-
 def test_too_large_a_stride_is_halved_to_what_the_image_allows():
-    assert upsampling_stride.usable_strides((4, 32), 1, 16) == (4, 8)
+    assert upsampling_stride.usable_strides(replace(upsampling_stride.QUICK, strides=(4, 32), levels=1), 16) == (4, 8)
 
 
 # --------------------------------------------------------------------------- end to end
@@ -78,8 +41,8 @@ TINY = {"size": 16, "levels": 2, "channels": 4}
 
 
 def test_image_divergence_records_one_file_per_source_with_the_right_seeds(tmp_path):
-    cfg = replace(image_divergence.QUICK, **TINY, iterations=12, runs=2)
-    image_divergence.main(cfg, tmp_path)
+    cfg = replace(image_divergence.QUICK, **TINY, iterations=12, runs=2, out_dir=tmp_path)
+    image_divergence.main(cfg)
     numbers = written(tmp_path, cfg.name)
     for source in ("weights", "input", "both"):
         seeds = numbers["sources"][source]["seeds"]
@@ -93,8 +56,8 @@ def test_image_divergence_records_one_file_per_source_with_the_right_seeds(tmp_p
 
 
 def test_pattern_extent_compares_disjoint_pairs_per_extent(tmp_path):
-    cfg = replace(pattern_extent.QUICK, **TINY, iterations=10, runs=4, side_fractions=(0.5, 1.0))
-    pattern_extent.main(cfg, tmp_path)
+    cfg = replace(pattern_extent.QUICK, **TINY, iterations=10, runs=4, side_fractions=(0.5, 1.0), out_dir=tmp_path)
+    pattern_extent.main(cfg)
     numbers = written(tmp_path, cfg.name)
     assert list(numbers["extents"]) == ["0.5", "1"]
     assert numbers["extents"]["0.5"]["area_fraction"] == 0.25
@@ -105,12 +68,12 @@ def test_pattern_extent_compares_disjoint_pairs_per_extent(tmp_path):
 
 def test_pattern_extent_refuses_an_odd_number_of_runs(tmp_path):
     with pytest.raises(ValueError, match="even"):
-        pattern_extent.main(replace(pattern_extent.QUICK, runs=3), tmp_path)
+        pattern_extent.main(replace(pattern_extent.QUICK, runs=3, out_dir=tmp_path))
 
 
 def test_upsampling_response_tabulates_every_mode_and_stride(tmp_path):
-    cfg = replace(upsampling_response.QUICK, strides=(2, 3), n_freqs=101)
-    numbers = upsampling_response.main(cfg, tmp_path)
+    cfg = replace(upsampling_response.QUICK, strides=(2, 3), n_freqs=101, out_dir=tmp_path)
+    numbers = upsampling_response.main(cfg)
     assert [(r["mode"], r["stride"]) for r in numbers["responses"]] == [
         ("nearest", 2), ("nearest", 3), ("bilinear", 2), ("bilinear", 3)]
     written(tmp_path, cfg.name)
@@ -119,8 +82,8 @@ def test_upsampling_response_tabulates_every_mode_and_stride(tmp_path):
 def test_upsampling_stride_fits_the_same_pixels_with_each_stride(tmp_path, tiny_image_path):
     # a 16 x 20 colour file: cropped once to a multiple of 2 and 4, stored, read by both
     cfg = replace(upsampling_stride.QUICK, image=str(tiny_image_path), downsample=1, strides=(2, 4),
-                  channels=4, iterations=6, runs=1, n_bands=4)
-    upsampling_stride.main(cfg, tmp_path)
+                  channels=4, iterations=6, runs=1, n_bands=4, out_dir=tmp_path)
+    upsampling_stride.main(cfg)
     numbers = written(tmp_path, cfg.name)
     assert list(numbers["strides"]) == ["2", "4"]
     folder = tmp_path / "trajectories" / cfg.name

@@ -1,5 +1,6 @@
-"""The 1D experiments: the paper's qualitative result on a fixed seed, a distinct network per
-capacity point, and the frequency ladder's relative threshold and seeded phases.
+"""The 1D experiments: the paper's qualitative result on a fixed seed and a distinct network per
+capacity point (the frequency ladder's relative threshold and seeded phases are package
+functions now: tests/test_amplitudes.py, tests/test_signals.py).
 
 Tolerances come from measurements recorded in experiments/results/oned.md, with margin.
 """
@@ -9,16 +10,13 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from conftest import REPO
 
 sys.path.insert(0, str(REPO))
 
-from experiments import capacity_sweep, frequency_ladder, oned_conv_vs_linear  # noqa: E402
-from experiments._common import relative_results  # noqa: E402
-from spectral_lab.analyze.amplitudes import analyze_amplitudes  # noqa: E402
+from experiments import capacity_sweep, oned_conv_vs_linear  # noqa: E402
 from spectral_lab.trajectory import open_trajectory  # noqa: E402
 
 
@@ -29,8 +27,9 @@ def quick_conv_vs_linear(tmp_path_factory):
     """The --quick configuration with 5 instead of 10 seeds and 450 instead of 600 iterations
     (every run's k = 50 converged by iteration 360 in the 600-iteration runs); same code path."""
     quick = oned_conv_vs_linear.QUICK
-    cfg = replace(quick, seeds=5, seed=0, settings=tuple(replace(s, iterations=450) for s in quick.settings))
-    return oned_conv_vs_linear.main(cfg, tmp_path_factory.mktemp("cvl"))
+    cfg = replace(quick, seeds=5, seed=0, settings=tuple(replace(s, iterations=450) for s in quick.settings),
+                  out_dir=tmp_path_factory.mktemp("cvl"))
+    return oned_conv_vs_linear.main(cfg)
 
 
 def _table(numbers, label, delta="0.01"):
@@ -74,12 +73,12 @@ TINY_SWEEP = replace(
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tmp_path_factory):
-    return capacity_sweep.main(TINY_SWEEP, tmp_path_factory.mktemp("sweep"))
+    return capacity_sweep.main(replace(TINY_SWEEP, out_dir=tmp_path_factory.mktemp("sweep")))
 
 
 def test_capacity_grid_gives_every_point_its_own_label_and_options():
-    points = capacity_sweep.grid(capacity_sweep.DEFAULT)
-    assert len(points) == 2 * len(capacity_sweep.DEFAULT.depths) * len(capacity_sweep.DEFAULT.widths)
+    points = capacity_sweep.grid(capacity_sweep.PAPER)
+    assert len(points) == 2 * len(capacity_sweep.PAPER.depths) * len(capacity_sweep.PAPER.widths)
     assert len({s.label for _, s, _, _ in points}) == len(points)
     for _, s, depth, width in points:
         assert (s.options["depth"], s.options["width"]) == (depth, width)
@@ -105,30 +104,3 @@ def test_capacity_sweep_network_matches_its_point(tiny_sweep):
         with open_trajectory(p["file"]) as traj:
             assert traj.config["model"]["options"]["depth"] == d
             assert traj.config["model"]["options"]["width"] == w
-
-
-# --------------------------------------------------------------------------- frequency ladder
-
-def test_relative_threshold_treats_small_and_large_amplitudes_alike():
-    n, freqs, amps = 64, [3, 9], np.array([0.05, 1.0])
-    t = np.arange(n) / n
-    signal = amps[0] * np.sin(2 * np.pi * 3 * t) + amps[1] * np.sin(2 * np.pi * 9 * t)
-    # frame i carries fraction f_i of every component; within 10 % of A_k from frame 3 on
-    frames = np.stack([f * signal for f in (0.0, 0.5, 0.8, 0.95, 1.0)])
-    absolute = analyze_amplitudes(frames, freqs, target_amps=amps, delta=0.01)
-    assert absolute.converged_at == [0, 3]  # SE = A² = 0.0025 before any fitting: meaningless
-    rel = relative_results({0: absolute})[0]
-    assert rel.converged_at == [3, 3]
-    np.testing.assert_allclose(rel.amplitudes[[0, 1, -1]], [[0, 0], [0.5, 0.5], [1, 1]], atol=1e-12)
-
-
-def test_ladder_phases_are_seeded_and_amplitudes_follow_the_profile():
-    a = frequency_ladder.phases_of(0, 1, 10)
-    assert a == frequency_ladder.phases_of(0, 1, 10) and a != frequency_ladder.phases_of(0, 2, 10)
-    assert all(0 <= p < 2 * np.pi for p in a)
-    amps = np.array(frequency_ladder.amplitudes_of("increasing", (5, 25, 50), power=2.0))
-    np.testing.assert_allclose(amps / amps[-1], [0.1, 0.5, 1.0])
-    np.testing.assert_allclose(np.sum(amps ** 2) / 2, 2.0)  # the signal's mean square
-    np.testing.assert_allclose(frequency_ladder.amplitudes_of("equal", (5, 50)), (1.0, 1.0))
-    with pytest.raises(ValueError):
-        frequency_ladder.amplitudes_of("decreasing", (5, 50))

@@ -265,3 +265,38 @@ def test_vary_decides_what_differs_between_runs(tiny_config, vary, same_weights,
 def test_unknown_padding_or_init_is_refused_not_silently_replaced(name, shape, option):
     with pytest.raises(ValueError, match="unknown (padding|init)"):
         build_model(name, signal_shape=shape, runs=1, **option)
+
+
+# --------------------------------------------------------------------------- level, stride and crop choices
+
+@pytest.mark.parametrize("side, stride, levels", [(64, 2, 5), (64, 32, 1), (32, 32, 0), (48, 2, 4), (16, 4, 1)])
+def test_largest_levels_keeps_two_samples_at_the_deepest_level(side, stride, levels):
+    from spectral_lab.models.dip import DipNet
+
+    assert DipNet.largest_levels(side, stride) == levels
+
+
+@pytest.mark.parametrize("side, levels, stride, expected", [(16, 1, 4, 4), (16, 1, 32, 8), (64, 2, 32, 4), (8, 2, 2, 2)])
+def test_largest_stride_halves_until_the_deepest_level_keeps_two_samples(side, levels, stride, expected):
+    from spectral_lab.models.dip import DipNet
+
+    assert DipNet.largest_stride(side, levels, stride) == expected
+
+
+def test_largest_stride_refuses_a_side_too_small_for_stride_two():
+    from spectral_lab.models.dip import DipNet
+
+    with pytest.raises(ValueError, match="too small"):
+        DipNet.largest_stride(7, 2, 4)
+
+
+def test_models_of_a_comparison_share_the_least_common_crop():
+    from spectral_lab.models import common_crop
+
+    models = [("dip", {"levels": 3}), ("linear", {}), ("dip", {"levels": 2, "stride": 3})]
+    assert common_crop(models) == 72  # lcm(2**3, 1, 3**2)
+    # the sample photograph down-sampled x16 is 37 x 32: cropped to multiples of 2^3 for every model
+    assert common_crop(models[:2], (3, 37, 32)) == 8
+    # sides that are multiples already: no crop, nothing added to the configuration
+    assert common_crop(models[:2], (3, 32, 24)) == 1
+    assert common_crop([("linear", {})], (3, 37, 31)) == 1

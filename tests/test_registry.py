@@ -64,10 +64,10 @@ def test_a_registered_model_optimizer_and_rule_run_through_the_cli(toys, tmp_pat
                            "--out", out, "--quiet")
     assert code == 0, err
     with open_trajectory(out) as t:
-        assert t.config["model"] == {"name": "toy", "options": {"width": 5}}
+        assert t.config["model"] == {"name": "toy", "options": {"width": 5, "in_channels": 2}}  # defaults stored
         assert t.config["fit"]["optimizer"] == "toy_sgd"
         assert t.config["fit"]["optimizer_options"] == {"scale": 0.5}
-        assert t.config["fit"]["input_dist"] is None  # the family's own input was used
+        assert (t.config["fit"]["input_dist"], t.config["fit"]["input_scale"]) == ("normal", 0.5)  # the family's own
         assert [t.n_frames(r) for r in range(2)] == [5, 5]
     code, text, err = run_cli(capsys, "analyze", "stop", out, "--rule", "toy_last", "--rule-opt", "offset=1",
                               "--json")

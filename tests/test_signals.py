@@ -8,6 +8,8 @@ from PIL import Image
 from spectral_lab.errors import SignalError
 from spectral_lab.signals import (
     add_lowfreq_noise,
+    amplitude_profile,
+    random_phases,
     add_white_noise,
     degrade,
     load_image,
@@ -287,3 +289,25 @@ def test_degrade_none_returns_the_signal_as_float32():
 def test_degrade_lists_the_choices_for_an_unknown_noise():
     with pytest.raises(SignalError, match="none, white, lowfreq"):
         degrade(np.zeros(5), noise="pink")
+
+
+# ----------------------------------------------------------------------------- amplitude profiles, phases
+
+
+def test_phases_are_seeded_per_draw_and_in_range():
+    a = random_phases(10, seed=0, draw=1)
+    assert a == random_phases(10, seed=0, draw=1) and a != random_phases(10, seed=0, draw=2)
+    assert all(0 <= p < 2 * np.pi for p in a)
+
+
+def test_amplitude_profiles_follow_their_shape_at_the_given_power():
+    amps = np.array(amplitude_profile("increasing", (5, 25, 50), power=2.0))
+    np.testing.assert_allclose(amps / amps[-1], [0.1, 0.5, 1.0])
+    np.testing.assert_allclose(np.sum(amps ** 2) / 2, 2.0)  # the signal's mean square
+    np.testing.assert_allclose(amplitude_profile("equal", (5, 50)), (1.0, 1.0))
+
+
+@pytest.mark.parametrize("profile, power", [("decreasing", 1.0), ("equal", 0.0), ("equal", float("nan"))])
+def test_an_unknown_profile_or_a_bad_power_is_refused(profile, power):
+    with pytest.raises(ValueError):
+        amplitude_profile(profile, (5, 50), power)

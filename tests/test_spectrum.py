@@ -183,3 +183,31 @@ def test_one_dimensional_file_is_refused():
     traj = FakeTrajectory([np.zeros((4, 61))], signal, observed=signal, kind="1d")
     with pytest.raises(AnalysisError, match="needs image trajectories; this file holds a 1D signal"):
         spectrum_file(traj)
+
+
+# --------------------------------------------------------------------------- fitted front, late error
+
+def test_fitted_front_is_the_top_of_the_fitted_bands_from_dc_up():
+    from spectral_lab.analyze.spectrum import fitted_front
+
+    errors = np.array([[0.05, 0.05, 0.5], [0.05, 0.05, 0.05], [0.5, 0.0, 0.0]])
+    edges = np.array([0.0, 0.0, 0.3, 0.7])
+    np.testing.assert_array_equal(fitted_front(errors, edges, 0.1), [0.3, 0.7, 0.0])
+
+
+def test_fitted_front_refuses_edges_that_do_not_match_the_bands():
+    from spectral_lab.analyze.spectrum import fitted_front
+
+    with pytest.raises(AnalysisError, match="band edges"):
+        fitted_front(np.zeros((2, 3)), np.zeros(3), 0.1)
+
+
+def test_late_error_is_the_median_of_the_last_iterations_averaged_over_runs():
+    from spectral_lab.analyze.spectrum import late_error
+
+    run0 = np.array([[9.0, 9.0], [1.0, 4.0], [3.0, 2.0], [2.0, 0.0]])  # last half: medians 2.5, 1
+    run1 = np.array([[5.0, 5.0], [0.5, 1.0]])  # last half (1 row): 0.5, 1
+    np.testing.assert_allclose(late_error([run0, run1], 0.5), [1.5, 1.0])
+    np.testing.assert_allclose(late_error([run0], 0.01), [2.0, 0.0])  # at least the last frame
+    with pytest.raises(AnalysisError):
+        late_error([run0], 0.0)

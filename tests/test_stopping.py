@@ -432,3 +432,37 @@ def test_rules_that_need_sigma_refuse_a_file_without_noise():
     clean, frames = denoising_like_run(n_frames=30)
     with pytest.raises(AnalysisError, match="clean signal"):
         stop_file(FakeTrajectory([frames], clean, config={"task": "fit"}), "discrepancy")
+
+
+# --------------------------------------------------------------------------- curves for figures
+
+def test_pair_curves_are_what_the_rules_watch_along_two_runs():
+    from spectral_lab.analyze.stopping import pair_curves_file
+
+    rng = np.random.default_rng(4)
+    clean = rng.uniform(0.2, 0.8, size=SHAPE)
+    observed = np.clip(clean + 0.1 * rng.standard_normal(SHAPE), 0, 1)
+    a = rng.uniform(size=(6, *SHAPE)).astype(np.float32)
+    b = rng.uniform(size=(5, *SHAPE)).astype(np.float32)  # one frame shorter: a killed run
+    traj = FakeTrajectory([a, b], clean, observed=observed,
+                          config={"task": "denoise", "degrade": {"sigma": 25.5, "noise": "white"}})
+    c = pair_curves_file(traj, (0, 1), window=3)
+    a64, b64 = a[:5].astype(np.float64), b.astype(np.float64)
+    clean32 = clean.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(c["psnr"], np.stack([psnr(a64, clean32), psnr(b64, clean32),
+                                                    psnr(0.5 * (a64 + b64), clean32)]))
+    np.testing.assert_allclose(c["epsilon"], ((a64 - b64) ** 2).sum(axis=(1, 2, 3)))
+    obs32 = observed.astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(c["residual"], 0.5 * (((a64 - obs32) ** 2).mean(axis=(1, 2, 3))
+                                                     + ((b64 - obs32) ** 2).mean(axis=(1, 2, 3))))
+    assert c["sigma"] == pytest.approx(0.1)
+    assert c["level"][0] == pytest.approx(clipped_noise_variance(0.5 * (a64[0] + b64[0]), 0.1))
+    assert c["wmv"] == dict(wmv_variance(a64, 3)) and c["sure"] is None
+
+
+def test_pair_curves_need_a_denoising_file():
+    from spectral_lab.analyze.stopping import pair_curves_file
+
+    frames = np.zeros((3, *SHAPE), np.float32)
+    with pytest.raises(AnalysisError, match="denoising"):
+        pair_curves_file(FakeTrajectory([frames, frames], np.zeros(SHAPE), config={"task": "fit"}))

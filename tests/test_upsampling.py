@@ -74,3 +74,21 @@ def test_non_integer_or_zero_stride_is_refused(stride):
 def test_impulse_on_a_border_is_refused():
     with pytest.raises(AnalysisError, match="length"):
         measured_response(FREQS, 2, "nearest", length=2)
+
+
+def test_compared_responses_agree_and_summarise_where_the_layer_cuts():
+    from spectral_lab.analyze.upsampling import compare_responses
+
+    freqs = np.linspace(0.0, 0.5, 201)
+    r = compare_responses(freqs, 2, "nearest")
+    np.testing.assert_allclose(r.layer, analytic_response(freqs, 2, "nearest", form="layer"))
+    s = r.summary()
+    assert s["max_layer_vs_measured"] < 1e-12
+    # nearest, L = 2: the layer's gain is |cos(pi k)|, sqrt(1/2) at the input's Nyquist 1/4,
+    # 1/2 first at k = 1/3 (on this grid: the first sample at or above it)
+    assert s["layer_at_input_nyquist"] == pytest.approx(np.sqrt(0.5))
+    assert s["paper_at_input_nyquist"] == pytest.approx(2 / np.pi)
+    assert s["half_gain_freq"] == pytest.approx(freqs[np.flatnonzero(freqs >= 1 / 3)[0]])
+    assert s["mean_gain_above_input_nyquist"] == pytest.approx(np.mean(np.abs(np.cos(np.pi * freqs[freqs >= 0.25]))))
+    with pytest.raises(AnalysisError):
+        compare_responses(np.zeros((2, 2)), 2, "nearest")

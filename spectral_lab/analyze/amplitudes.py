@@ -222,6 +222,33 @@ def _stride(iterations: np.ndarray) -> np.ndarray | None:
     return None if np.array_equal(iterations, np.arange(len(iterations))) else iterations
 
 
+def relative_results(results: Mapping[int, AmplitudeResult]) -> dict[int, AmplitudeResult]:
+    """The analysis of the normalised amplitude Ã_k / A_k against 1, at the same δ.
+
+    SE_rel(k) = (Ã_k/A_k − 1)² = SE(k)/A_k², so δ bounds the *relative* amplitude error
+    (δ = 0.01: within 10 % of A_k whatever A_k is). With an absolute δ = 0.01 a component of
+    amplitude 0.1 would count as converged before training (SE = A_k² = 0.01 at Ã_k = 0).
+    Identical to the absolute analysis when every A_k = 1.
+
+    Parameters
+    ----------
+    results : mapping run -> AmplitudeResult
+        From `analyze_amplitudes` / `analyze_amplitudes_file`; every A_k must be nonzero.
+
+    Returns
+    -------
+    dict run -> AmplitudeResult
+        ``target_amps`` all 1, ``amplitudes`` Ã_k/A_k, ``se`` SE_rel, convergence re-read.
+    """
+    out = {}
+    for run, res in results.items():
+        if np.any(res.target_amps == 0):
+            raise AnalysisError("relative amplitudes need every target amplitude A_k != 0")
+        norm = res.amplitudes / res.target_amps
+        out[run] = _result(res.freqs, np.ones_like(res.target_amps), norm, res.delta, res.iterations)
+    return out
+
+
 def convergence_table(
     results: Mapping[int, AmplitudeResult] | Sequence[AmplitudeResult],
     *,
@@ -280,14 +307,20 @@ def convergence_table(
     }
     if pair is None and len(freqs) < 2:
         return table
-    k1, k2 = pair if pair is not None else (freqs[0], freqs[1])
-    j1, j2 = _freq_index(freqs, k1), _freq_index(freqs, k2)
-    table["ratio"] = {
-        "k1": float(k1),
-        "k2": float(k2),
-        "converged_at": _ratio_summary([(r.converged_at[j1], r.converged_at[j2]) for r in items], confidence),
-        "first_crossing": _ratio_summary([(r.first_crossing[j1], r.first_crossing[j2]) for r in items], confidence),
-    }
+
+    def ratio(k1, k2) -> dict:
+        j1, j2 = _freq_index(freqs, k1), _freq_index(freqs, k2)
+        return {
+            "k1": float(k1),
+            "k2": float(k2),
+            "converged_at": _ratio_summary([(r.converged_at[j1], r.converged_at[j2]) for r in items], confidence),
+            "first_crossing": _ratio_summary([(r.first_crossing[j1], r.first_crossing[j2]) for r in items],
+                                             confidence),
+        }
+
+    table["ratio"] = ratio(*(pair if pair is not None else (freqs[0], freqs[1])))
+    # every pair k_i < k_j when there are more than two frequencies
+    table["ratios"] = [ratio(freqs[i], freqs[j]) for i in range(len(freqs)) for j in range(i + 1, len(freqs))]
     return table
 
 
@@ -336,6 +369,15 @@ def _checked_freqs(freqs, n_samples: int) -> np.ndarray:
                 f"frequency {value:g} is outside 0 < k < N/2 = {n_samples / 2:g} (N = {n_samples} samples)"
             )
     return k
+
+
+def silent_frequencies(result: AmplitudeResult, *, fraction: float = 1e-3) -> list[float]:
+    """The analysed frequencies at which the target has (almost) no energy: A_k below
+    ``fraction`` of the largest target amplitude. Their SE(k) measures nothing but how far the
+    output's component there stays from 0."""
+    amps = np.abs(np.asarray(result.target_amps, dtype=np.float64))
+    top = float(amps.max()) if amps.size else 0.0
+    return [float(k) for k, a in zip(result.freqs, amps) if not a > fraction * top]
 
 
 def _freq_index(freqs: np.ndarray, k: float) -> int:

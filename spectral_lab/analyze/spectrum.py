@@ -43,6 +43,8 @@ __all__ = [
     "SpectrumResult",
     "band_fit_times",
     "band_power",
+    "fitted_front",
+    "late_error",
     "luminance",
     "magnitude_ratio",
     "power_spectrum",
@@ -220,6 +222,58 @@ def band_fit_times(rel_err: np.ndarray, threshold: float = 0.1) -> list[int | No
     return settle_iteration_per_column(rel_err, threshold)
 
 
+def fitted_front(errors: np.ndarray, band_edges: np.ndarray, threshold: float) -> np.ndarray:
+    """Per iteration, how far up in frequency the output is fitted without a gap.
+
+    Parameters
+    ----------
+    errors : array (T, B)
+        Relative band errors of one run (`spectrum_error`), band 0 = DC.
+    band_edges : array (B + 1,)
+        From `radial_bands`: ``[0, 0, w, ..., sqrt(1/2)]``.
+    threshold : float
+        Relative error that counts as fitted.
+
+    Returns
+    -------
+    array (T,) float64
+        The upper edge (cycles/pixel) of the last band b such that every band 0..b is
+        within ``threshold`` at that iteration; 0 when not even DC is (or only DC is:
+        DC's upper edge is 0). NaN errors count as not fitted.
+    """
+    errors = np.asarray(errors, dtype=np.float64)
+    edges = np.asarray(band_edges, dtype=np.float64)
+    if errors.ndim != 2 or edges.shape != (errors.shape[1] + 1,):
+        raise AnalysisError(f"expected errors (T, B) and band edges (B + 1,), got {errors.shape} and {edges.shape}")
+    ok = np.cumprod(errors <= threshold, axis=1)  # 1 while every band so far is fitted
+    # edges[f] is the upper edge of band f - 1 (and 0 for f = 0 or 1: DC)
+    return edges[ok.sum(axis=1)]
+
+
+def late_error(errors, fraction: float) -> np.ndarray:
+    """Per band, where each run ended up: the median relative error over the last
+    ``fraction`` of its iterations (at least one), averaged over runs.
+
+    Parameters
+    ----------
+    errors : sequence of arrays (T_r, B)
+        One per run (`SpectrumResult.errors`); runs may differ in length.
+    fraction : float in (0, 1]
+
+    Returns
+    -------
+    array (B,) float64
+        The median is insensitive to the iteration-to-iteration flicker of a band's power.
+    """
+    if not 0 < fraction <= 1:
+        raise AnalysisError(f"fraction must be in (0, 1], got {fraction!r}")
+    late = [np.median(np.asarray(e, dtype=np.float64)[-max(1, int(round(fraction * len(e)))):], axis=0)
+            for e in errors]
+    if not late:
+        raise AnalysisError("no runs")
+    return np.mean(late, axis=0)
+
+
 def magnitude_ratio(
     frames: np.ndarray,
     target: np.ndarray,
@@ -317,7 +371,7 @@ def spectrum_file(
     *,
     n_bands: int | None = None,
     threshold: float = 0.1,
-    reference: Literal["target", "observed"] = "target",
+    reference: Literal["target", "observed", "final"] = "target",
     channel: Channel = "luminance",
     chunk: int | None = None,
 ) -> SpectrumResult:
@@ -333,9 +387,11 @@ def spectrum_file(
         See `band_power`.
     threshold : float
         Relative-error threshold of `band_fit_times`.
-    reference : "target" or "observed"
-        Compare with the clean image (``traj.target``) or with what was fitted
-        (``traj.observed``, the noisy image when denoising).
+    reference : "target", "observed" or "final"
+        Compare with the clean image (``traj.target``), with what was fitted
+        (``traj.observed``, the noisy image when denoising), or with each run's own last
+        frame (when each band settles to its final value: files without a clean image, a
+        blend).
     chunk : int, optional
         Frames per read, passed to ``traj.iter_frames``.
 
@@ -344,8 +400,8 @@ def spectrum_file(
     AnalysisError
         A 1D trajectory, a bad parameter, a run without frames.
     """
-    if reference not in ("target", "observed"):
-        raise AnalysisError(f"reference must be 'target' or 'observed', got {reference!r}")
+    if reference not in ("target", "observed", "final"):
+        raise AnalysisError(f"reference must be 'target', 'observed' or 'final', got {reference!r}")
     if not (np.isfinite(threshold) and threshold >= 0):
         raise AnalysisError(f"threshold must be a finite number >= 0, got {threshold!r}")
     with open_reader(traj_or_path) as traj:
@@ -353,15 +409,23 @@ def spectrum_file(
             raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
         if reference == "observed":
             require_operator(traj, ("identity",), "the spectrum against the observation")
-        image = traj.target if reference == "target" else traj.observed
-        ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
-        band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)
-        ref_power = _reference_band_power(ref, band_index)  # computed once for every frame
 
-        def band_errors(block: np.ndarray) -> np.ndarray:
-            return _relative_error(_frame_band_power(_channel_view(block, channel), band_index), ref_power)
+        def reference_power(run: int):
+            if reference == "final":
+                image = traj.frames(run)[traj.n_frames(run) - 1] if traj.n_frames(run) else None
+                if image is None:
+                    raise AnalysisError(f"run {run} has no recorded frames")
+            else:
+                image = traj.target if reference == "target" else traj.observed
+            ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
+            band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)
+            return band_index, band_edges, _reference_band_power(ref, band_index)  # once for every frame
 
-        errors = [map_blocks(traj, run, band_errors, chunk) for run in range(traj.n_runs)]
+        errors = []
+        for run in range(traj.n_runs):
+            band_index, band_edges, ref_power = reference_power(run)
+            errors.append(map_blocks(traj, run, lambda block: _relative_error(
+                _frame_band_power(_channel_view(block, channel), band_index), ref_power), chunk))
         seeds = tuple(dict(traj.run_seeds(r)) for r in range(traj.n_runs))
         its = [frame_iterations(traj, r) for r in range(traj.n_runs)]
     return SpectrumResult(

@@ -54,15 +54,17 @@ instead of seeing zeros; in 2D, ``mode="bilinear"`` is the separable product of 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spectral_lab.analyze._io import Result
 from spectral_lab.errors import AnalysisError
 
-__all__ = ["MODES", "analytic_response", "measured_response"]
+__all__ = ["MODES", "ResponseComparison", "analytic_response", "compare_responses", "measured_response"]
 
 MODES = ("nearest", "bilinear")
 _TORCH_MODE = {"nearest": "nearest", "bilinear": "linear"}  # 1D name of each layer
@@ -163,6 +165,50 @@ def measured_response(
     positions = np.arange(kernel.size)
     dtft = np.exp(-2j * np.pi * np.multiply.outer(k, positions)) @ kernel
     return np.abs(dtft) / kernel.sum()
+
+
+@dataclass(frozen=True, eq=False)
+class ResponseComparison(Result):
+    """The three gains of one mode and stride on a frequency grid (cycles per output sample):
+    appendix E's formula (``paper``), the exact discrete gain (``layer``) and the gain
+    measured from torch's layer (``measured``); `summary` says how far they agree."""
+
+    freqs: np.ndarray
+    stride: int
+    mode: str
+    paper: np.ndarray
+    layer: np.ndarray
+    measured: np.ndarray
+
+    def summary(self) -> dict[str, float]:
+        """``max_layer_vs_measured`` and ``max_paper_vs_measured`` (largest absolute gain
+        differences on the grid); ``paper_at_input_nyquist`` and ``layer_at_input_nyquist``
+        (gains at k = 1/(2L), the input's Nyquist frequency); ``half_gain_freq`` (first grid
+        frequency where the layer's gain is <= 1/2, NaN if none); ``mean_gain_above_input_nyquist``
+        (the layer's mean gain on the grid points k >= 1/(2L), where the output holds only
+        images of the input spectrum)."""
+        nyq = 1.0 / (2 * self.stride)
+        half = np.flatnonzero(self.layer <= 0.5)
+        return {
+            "max_layer_vs_measured": float(np.max(np.abs(self.layer - self.measured))),
+            "max_paper_vs_measured": float(np.max(np.abs(self.paper - self.measured))),
+            "paper_at_input_nyquist": float(analytic_response(nyq, self.stride, self.mode, form="paper")),
+            "layer_at_input_nyquist": float(analytic_response(nyq, self.stride, self.mode, form="layer")),
+            "half_gain_freq": float(self.freqs[half[0]]) if half.size else float("nan"),
+            "mean_gain_above_input_nyquist": float(np.mean(self.layer[self.freqs >= nyq])),
+        }
+
+
+def compare_responses(freqs: np.ndarray, stride: int, mode: Literal["nearest", "bilinear"] = "nearest"
+                      ) -> ResponseComparison:
+    """`analytic_response` in both forms and `measured_response` on ``freqs`` (K,)."""
+    k = np.asarray(freqs, dtype=np.float64)
+    if k.ndim != 1 or k.size == 0:
+        raise AnalysisError(f"freqs must be a non-empty 1D array, got shape {k.shape}")
+    return ResponseComparison(k, _checked_stride(stride), mode,
+                              paper=analytic_response(k, stride, mode, form="paper"),
+                              layer=analytic_response(k, stride, mode, form="layer"),
+                              measured=measured_response(k, stride, mode))
 
 
 def _checked_stride(stride: int) -> int:

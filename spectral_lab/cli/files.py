@@ -78,9 +78,9 @@ def cmd_info(a: argparse.Namespace) -> int:
         print(f"  signal      {t.kind} {tuple(t.signal_shape)}  ({_signal_summary(cfg)})")
         print(f"  task        {_task_summary(cfg, t.operator)}")
         if not t.has_target:
-            print("  reference   none: recorded from a degraded image alone (PSNR and the other scores need "
-                  "the clean image)")
-        opts = ", ".join(f"{k}={v}" for k, v in cfg["model"]["options"].items())
+            why = "a blend" if cfg["task"] == "blend" else "recorded from a degraded image alone"
+            print(f"  reference   none ({why}): PSNR and the other scores against a clean image do not apply")
+        opts = ", ".join(f"{k}={v}" for k, v in _non_default(cfg["model"]["name"], cfg["model"]["options"]).items())
         print(f"  model       {cfg['model']['name']}" + (f" ({opts})" if opts else ""))
         f = cfg["fit"]
         print(f"  fit         {f['optimizer']} lr={f['lr']} iterations={f['iterations']} "
@@ -96,6 +96,17 @@ def cmd_info(a: argparse.Namespace) -> int:
         print(f"  written by  spectral_lab {t.attrs.get('spectral_lab_version')} "
               f"(torch {t.attrs.get('torch_version')}) on {t.attrs.get('created')}")
     return 0
+
+
+def _non_default(model: str, options: dict) -> dict:
+    """The options that differ from the model family's defaults (files store them all)."""
+    try:
+        from ..models import model_options
+
+        defaults = model_options(model)
+    except SpectralLabError:
+        return dict(options)
+    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
 
 
 def _task_summary(cfg: dict, operator: dict) -> str:

@@ -20,6 +20,17 @@ def _freqs(text: str) -> tuple[float, ...]:
 
 
 def add_parser(sub) -> None:
+    r = sub.add_parser("record", help="fit R runs and record every output to an HDF5 trajectory file",
+                       description="Fit R runs of one configuration and record every output. With no flag "
+                                   "it records the default: 2 runs of the 1D conv net on sin(2π5t)+sin(2π50t).")
+    add_config_arguments(r)
+    add_output_arguments(r)
+    r.set_defaults(func=cmd_record)
+
+
+def add_config_arguments(r) -> None:
+    """The flags that make a configuration (signal, task, model, fit): what ``record`` takes and
+    what other commands reuse to describe the same run (``build_config`` reads them)."""
     from ..config import PRESETS, SIGNAL_KINDS, TASKS, VARY
     from ..losses import LOSSES
     from ..models import MODELS
@@ -27,11 +38,7 @@ def add_parser(sub) -> None:
     from ..models.dip import UPSAMPLE_MODES
     from ..optim import OPTIMIZERS
     from ..signals import NOISE_KINDS
-    from ..trajectory.schema import COMPRESSIONS, STORAGE_DTYPES
 
-    r = sub.add_parser("record", help="fit R runs and record every output to an HDF5 trajectory file",
-                       description="Fit R runs of one configuration and record every output. With no flag "
-                                   "it records the default: 2 runs of the 1D conv net on sin(2π5t)+sin(2π50t).")
     g = r.add_argument_group("signal")
     g.add_argument("--signal", choices=SIGNAL_KINDS)
     g.add_argument("--freqs", type=_freqs, help="comma-separated frequencies, e.g. 5,50")
@@ -50,7 +57,10 @@ def add_parser(sub) -> None:
     g.add_argument("--task", choices=TASKS, metavar="TASK",
                    help="; ".join(f"{k}: {v.help}" for k, v in TASKS.items()) + " (default: the preset's)")
     g.add_argument("--drop", type=float, metavar="RATE", help="inpaint: fraction of pixels dropped at random, in (0, 1)")
-    g.add_argument("--mask", metavar="PATH", help="inpaint: mask image of the image's size, nonzero = known")
+    g.add_argument("--mask", metavar="PATH",
+                   help="inpaint: mask image of the image's size, nonzero = known; blend: nonzero = foreground")
+    g.add_argument("--foreground", metavar="PATH", help="blend: the image blended into the background")
+    g.add_argument("--background", metavar="PATH", help="blend: the canvas (the same as --image)")
     g.add_argument("--factor", type=int, help="superres: down-sampling factor of the observation (e.g. 4)")
     g.add_argument("--operator-opt", type=key_value, action="append", metavar="KEY=VALUE",
                    help="an option of the task's operator, e.g. --operator-opt kernel=box (superres)")
@@ -93,6 +103,12 @@ def add_parser(sub) -> None:
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is much "
                                                 "faster when other processes share the cores")
+
+
+def add_output_arguments(r) -> None:
+    """record's own flags: where and how frames are stored, resume, progress."""
+    from ..trajectory.schema import COMPRESSIONS, STORAGE_DTYPES
+
     g = r.add_argument_group("output")
     g.add_argument("--out", help="output file (default: trajectories/<signal>-<model>-<task>-<time>.h5)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -111,13 +127,15 @@ def add_parser(sub) -> None:
                    help="store every run's parameters at these iterations (the tangent kernel along a trajectory)")
     g.add_argument("--resume", metavar="FILE", help="continue an interrupted recording from its last checkpoint")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
-    r.set_defaults(func=cmd_record)
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the fully resolved configuration (every option with its value) as JSON and exit")
 
 
 # flags that only a task uses: refused with another task instead of ignored
-TASK_FLAGS = {"drop": "inpaint", "mask": "inpaint", "factor": "superres"}
+TASK_FLAGS = {"drop": ("inpaint",), "mask": ("inpaint", "blend"), "factor": ("superres",),
+              "foreground": ("blend",), "background": ("blend",)}
 # flags naming an image file: they imply --signal image
-IMAGE_FLAGS = ("image", "observed", "mask", "input_image")
+IMAGE_FLAGS = ("image", "observed", "mask", "input_image", "foreground", "background")
 
 
 def _path(p: str | None) -> str | None:
@@ -125,13 +143,27 @@ def _path(p: str | None) -> str | None:
     return None if p is None else str(Path(p).expanduser().resolve())
 
 
+class _Given:
+    """The parsed flags; a flag this command does not define reads as not given (None), so
+    commands that take only some of record's flags (``kernel ntk``) share its code."""
+
+    def __init__(self, a: argparse.Namespace) -> None:
+        self._a = a
+
+    def __getattr__(self, name: str):
+        return getattr(self._a, name, None)
+
+
 def record_overrides(a: argparse.Namespace) -> dict:
     """Only the flags the user gave, as config section overrides."""
+    a = _Given(a)
     def given(d: dict) -> dict:
         return {k: v for k, v in d.items() if v is not None}
 
+    if a.background is not None and a.image is not None:
+        raise ConfigError("--background and --image name the same image (the canvas): give one of them")
     sig = given({"kind": a.signal, "freqs": a.freqs, "amps": a.amps, "phases": a.phases, "length": a.length,
-                 "image": _path(a.image), "grey": a.grey, "downsample": a.downsample, "size": a.size,
+                 "image": _path(a.image or a.background), "foreground": _path(a.foreground), "grey": a.grey, "downsample": a.downsample, "size": a.size,
                  "pattern_fraction": a.pattern_fraction, "observed": _path(a.observed)})
     deg = given({"noise": a.noise, "sigma": a.sigma, "cutoff": a.noise_cutoff, "seed": a.noise_seed,
                  "probe": a.probe})
@@ -166,28 +198,67 @@ def record_overrides(a: argparse.Namespace) -> dict:
     return out
 
 
-def build_config(a: argparse.Namespace):
-    """Preset (quick unless --preset paper) for the signal kind, then the explicit flags."""
-    from ..config import RunConfig, apply_overrides, preset
+# flags of one signal kind: refused with another kind instead of ignored
+SIGNAL_FLAGS = {"freqs": "sines", "amps": "sines", "phases": "sines", "length": "sines", "size": "triangle",
+                "pattern_fraction": "triangle", "grey": "image", "downsample": "image"}
+# flags of the observation's noise: refused where there is none
+NOISE_FLAGS = ("sigma", "noise_cutoff", "probe")
+# what --resume takes besides the file: everything else is the recording's own configuration
+RESUME_FLAGS = {"resume", "quiet", "threads", "func", "command", "dry_run"}
 
-    implied = [f"--{f.replace('_', '-')}" for f in IMAGE_FLAGS if getattr(a, f) is not None]
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def build_config(a: argparse.Namespace):
+    """Preset (quick unless --preset paper) for the signal kind, the model family and the image's
+    size, then the explicit flags; a flag the configuration would ignore is refused."""
+    from .. import signals
+    from ..config import RunConfig, apply_overrides, preset, resolve
+
+    a = _Given(a) if isinstance(a, argparse.Namespace) else a
+    implied = [_flag(f) for f in IMAGE_FLAGS if getattr(a, f) is not None]
     if implied and a.signal not in (None, "image"):
         raise ConfigError(f"{implied[0]} names an image file, but --signal is {a.signal}")
     kind = a.signal or ("image" if implied else "sines")
-    if implied:
-        a.signal = kind
-    base = preset(a.preset or "quick", kind)
-    if a.model is not None and a.model != base["model"]["name"]:
-        # the preset's model options and input belong to its own model family
-        base["model"] = {"name": a.model, "options": {}}
-        base["fit"] = {k: v for k, v in base["fit"].items() if k not in ("input_dist", "input_scale")}
-    if a.task is None and a.noise is not None and a.noise != "none":
-        base["task"] = "denoise"
-    cfg = apply_overrides(apply_overrides(RunConfig(), base), record_overrides(a))
-    for flag, task in TASK_FLAGS.items():
-        if getattr(a, flag) is not None and cfg.task != task:
-            raise ConfigError(f"--{flag} is for --task {task}; this records the {cfg.task} task")
+    size = None
+    if kind == "image":
+        source = a.image or a.background or a.observed or signals.sample_image_path()
+        size = signals.image_size(source)
+    base = preset(a.preset or "quick", kind, a.model, image_size=size)
+    overrides = record_overrides(a)
+    overrides["signal"].setdefault("kind", kind)
+    if a.freqs is not None and a.amps is None:  # one amplitude per frequency, 1 each
+        overrides["signal"]["amps"] = tuple(1.0 for _ in a.freqs)
+    cfg = resolve(apply_overrides(apply_overrides(RunConfig(), base), overrides))
+    for flag, tasks in TASK_FLAGS.items():
+        if getattr(a, flag) is not None and cfg.task not in tasks:
+            raise ConfigError(f"--{flag} is for --task {' or '.join(tasks)}; this records the {cfg.task} task")
+    for flag, signal_kind in SIGNAL_FLAGS.items():
+        if getattr(a, flag) is not None and cfg.signal.kind != signal_kind:
+            raise ConfigError(f"{_flag(flag)} is for --signal {signal_kind}; this records the {cfg.signal.kind} signal")
+    if a.noise is not None and cfg.task == "fit":
+        raise ConfigError(f"--noise {a.noise} needs a task with an observation to degrade (--task denoise, inpaint or "
+                          "superres); the fit task fits the clean signal")
+    for flag in NOISE_FLAGS:
+        if getattr(a, flag) is not None and (cfg.task == "fit" or cfg.degrade.noise == "none"):
+            why = "the fit task fits the clean signal" if cfg.task == "fit" else "this observation gets no noise"
+            raise ConfigError(f"{_flag(flag)} sets the observation's noise, but {why} (--noise white|lowfreq)")
+    if a.noise_cutoff is not None and cfg.degrade.noise != "lowfreq":
+        raise ConfigError(f"--noise-cutoff is for --noise lowfreq; the noise is {cfg.degrade.noise}")
+    if (a.input_dist is not None or a.input_scale is not None) and (a.input_image is not None or cfg.model.name == "relunet"):
+        what = "a guide image (--input-image)" if a.input_image is not None else "the pixel coordinates (relunet)"
+        raise ConfigError(f"--input-dist/--input-scale draw the random input, but the input is {what}")
     return cfg
+
+
+def check_resume_flags(a: argparse.Namespace) -> None:
+    """--resume continues a recording as it was configured: any other setting is refused."""
+    given = sorted(_flag(k) for k, v in vars(a).items() if k not in RESUME_FLAGS and v not in (None, False))
+    if given:
+        raise ConfigError(f"--resume continues the recording as it was configured; {', '.join(given)} "
+                          "cannot change it (record anew with --overwrite to change settings)")
 
 
 def _default_out(cfg) -> Path:
@@ -226,10 +297,29 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
+def dry_run(a: argparse.Namespace) -> int:
+    """Print the fully resolved configuration (every option with its value) and the shapes it
+    gives, as JSON, and exit: no file is written."""
+    import json
+
+    from ..config import validate
+    from ..problem import make_problem
+
+    cfg = validate(build_config(a))
+    problem = make_problem(cfg)
+    print(json.dumps({"config": cfg.to_dict(), "signal_shape": list(problem.shape),
+                      "observed_shape": list(problem.observed.shape)}, indent=2))
+    return 0
+
+
 def cmd_record(a: argparse.Namespace) -> int:
     from .. import runner
 
     set_threads(a.threads)
+    if a.resume is not None:
+        check_resume_flags(a)
+    elif a.dry_run:
+        return dry_run(a)
     stop = StopFlag()
     stop.install()
     try:

@@ -9,12 +9,13 @@ new file (see ``conv.py`` for the shortest).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import math
+from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
 from .base import MODELS, RunNet
 
-__all__ = ["MODELS", "RunNet", "build_model", "model_class", "model_options", "required_multiple"]
+__all__ = ["MODELS", "RunNet", "build_model", "common_crop", "model_class", "model_options", "required_multiple"]
 
 
 def model_class(name: str) -> type[RunNet]:
@@ -38,6 +39,19 @@ def required_multiple(name: str, **options) -> int:
     if multiple < 1:
         raise ConfigError(f"model {name!r}: its options give a size multiple of {multiple}")
     return multiple
+
+
+def common_crop(models: Iterable[tuple[str, Mapping[str, Any]]], shape: Sequence[int] | None = None) -> int:
+    """The crop multiple under which several models fit the same pixels: the least common
+    multiple of their `required_multiple` s (``models``: (name, options) pairs).
+
+    With the signal's ``shape`` ``(C, *spatial)``: 1 when every side is a multiple of it
+    already (no crop needed, so nothing to add to a configuration).
+    """
+    crop = math.lcm(*(required_multiple(name, **dict(options)) for name, options in models))
+    if crop > 1 and shape is not None and all(int(side) % crop == 0 for side in shape[1:]):
+        return 1
+    return crop
 
 
 def build_model(name: str, *, signal_shape: Sequence[int], runs: int = 1,

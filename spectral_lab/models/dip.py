@@ -115,6 +115,29 @@ class DipNet(RunNet):
             raise ValueError(f"levels and stride must be at most 64, got levels={levels}, stride={stride}")
         return stride ** levels
 
+    @classmethod
+    def largest_levels(cls, side: int, stride: int = 2, most: int = 5) -> int:
+        """Most levels (<= ``most``) of ``stride`` for which ``side`` is a multiple of
+        ``stride ** levels`` and the deepest level keeps at least 2 samples; 0 if none."""
+        side, stride = positive_int("side", side), positive_int("stride", stride, 2)
+        levels = 0
+        while levels < most and side % stride ** (levels + 1) == 0 and side // stride ** (levels + 1) >= 2:
+            levels += 1
+        return levels
+
+    @classmethod
+    def largest_stride(cls, side: int, levels: int, stride: int) -> int:
+        """``stride``, halved (integer division) while a side of ``side`` samples cannot keep
+        2 samples at the deepest of ``levels`` levels (``side >= 2 * stride ** levels``);
+        ValueError when not even stride 2 fits. Divisibility is left to the crop."""
+        side, levels = positive_int("side", side), positive_int("levels", levels)
+        stride = positive_int("stride", stride, 2)
+        while stride > 2 and side < 2 * stride**levels:
+            stride //= 2
+        if side < 2 * stride**levels:
+            raise ValueError(f"an image side of {side} is too small for {levels} level(s) of stride {stride}")
+        return stride
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = to_runs(z)
         if self.ndim == 2:

@@ -82,8 +82,9 @@ class Trajectory:
     def target(self) -> np.ndarray:
         """The clean signal; NoReferenceError (one line) when the file has none."""
         if S.TARGET not in self._f:
-            raise NoReferenceError(f"{self.path} has no clean reference (recorded from a degraded image alone, "
-                                   "record --observed without --image): this needs the clean signal")
+            what = ("a blend has no clean reference" if self.config.get("task") == "blend" else
+                    "recorded from a degraded image alone (record --observed without --image)")
+            raise NoReferenceError(f"{self.path} has no clean signal ({what}): this needs one")
         return self._f[S.TARGET][()]
 
     @property

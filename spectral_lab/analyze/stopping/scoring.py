@@ -36,7 +36,7 @@ class StopEntry(Result):
     psnr: float
     run_psnr: tuple[float, ...]
     best_psnr: float
-    best_iteration: int
+    best_iteration: int | None  # None without a clean reference (no oracle)
 
     @property
     def gap(self) -> float:
@@ -124,9 +124,11 @@ def stop_file(
     entry, needs, params, twin, pairs, inputs, json_params = _rule_request(rule, params)
     with contextlib.ExitStack() as stack:
         traj = stack.enter_context(open_reader(traj_or_path))
-        target = np.asarray(traj.target, dtype=np.float64)
+        # without a clean reference (a blend, a degraded image alone) the rule still decides;
+        # only the oracle and the scores are missing (NaN, null in JSON)
+        target = np.asarray(traj.target, dtype=np.float64) if getattr(traj, "has_target", True) else None
         if data_range is None:
-            data_range = default_data_range(traj.kind, target)
+            data_range = 1.0 if target is None else default_data_range(traj.kind, target)
         twin_traj = _file_inputs(traj, stack, rule, entry, needs, inputs, twin, json_params)
         per_run = set(entry.get("per_run", ()))
         if "pair" in needs:
@@ -249,20 +251,28 @@ def _stop_run(traj, r, fn, options, inputs, chunk, target, data_range) -> StopEn
 
     def scored_frames() -> Iterator[np.ndarray]:
         for _, block in traj.iter_frames(r, chunk=chunk):
-            curve.append(psnr(block, target, data_range))
+            curve.append(_score(block, target, data_range))
             yield from block
 
     frames = scored_frames()
     index = int(fn(frames, **inputs, **options))
+    its = frame_iterations(traj, r)
+    if target is None:
+        return StopEntry(runs=(r,), seeds=(dict(traj.run_seeds(r)),), iteration=at_iterations(its, index),
+                         psnr=float("nan"), run_psnr=(float("nan"),), best_psnr=float("nan"), best_iteration=None)
     for _ in frames:  # finish the oracle curve
         pass
-    its = frame_iterations(traj, r)
     oracle = run_psnr_from_curve(r, traj.run_seeds(r), np.concatenate(curve), its)
     chosen = float(oracle.psnr[index])
     return StopEntry(
         runs=(r,), seeds=(oracle.seeds,), iteration=at_iterations(its, index), psnr=chosen, run_psnr=(chosen,),
         best_psnr=oracle.best_psnr, best_iteration=oracle.best_iteration,
     )
+
+
+def _score(frames: np.ndarray, target: np.ndarray | None, data_range: float) -> np.ndarray:
+    """PSNR of each frame, NaN without a clean reference."""
+    return np.full(len(frames), np.nan) if target is None else psnr(frames, target, data_range)
 
 
 def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_range) -> list[StopEntry]:
@@ -279,7 +289,7 @@ def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_rang
         def scored_pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for fa, fb in zip(run_frames(traj, a, chunk), run_frames(traj, b, chunk)):
                 fa, fb = fa.astype(np.float64), fb.astype(np.float64)
-                scores.append(psnr(np.stack([fa, fb, 0.5 * (fa + fb)]), target, data_range))
+                scores.append(_score(np.stack([fa, fb, 0.5 * (fa + fb)]), target, data_range))
                 yield fa, fb
 
         stream = scored_pairs()
@@ -290,6 +300,12 @@ def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_rang
             pass
         table = np.array(scores)
         its = frame_iterations(traj, a)
+        if target is None:
+            entries.append(StopEntry(runs=(a, b), seeds=(dict(traj.run_seeds(a)), dict(traj.run_seeds(b))),
+                                     iteration=at_iterations(its, index), psnr=float("nan"),
+                                     run_psnr=(float("nan"), float("nan")), best_psnr=float("nan"),
+                                     best_iteration=None))
+            continue
         oracle = run_psnr_from_curve(a, {}, table[:, 2], its)  # the oracle of the average
         entries.append(
             StopEntry(

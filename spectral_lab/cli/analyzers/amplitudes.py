@@ -12,6 +12,10 @@ def _args(p) -> None:
     p.add_argument("file")
     p.add_argument("--freqs", type=lambda t: list(floats(t)), help="frequencies to analyse (default: the target's own)")
     p.add_argument("--delta", type=float, default=0.01, help="convergence threshold on SE(k) (default 0.01)")
+    p.add_argument("--pair", type=lambda t: tuple(floats(t)), metavar="K1,K2",
+                   help="the ratio t(K2)/t(K1) to summarise (default: the first two frequencies; with more than "
+                        "two, every pair is listed too)")
+    p.add_argument("--curves", action="store_true", help="with --json: include every run's SE(k) curves")
 
 
 def _results(a, path=None):
@@ -74,16 +78,32 @@ def plot_amplitudes(a) -> int:
 def analyze_amplitudes(a) -> int:
     from ...analyze.amplitudes import convergence_table
 
+    import sys
+
+    from ...analyze.amplitudes import silent_frequencies
+    from ...errors import AnalysisError
+
     traj, results = _results(a)
     with traj:
-        table = convergence_table(results)
+        if a.pair is not None and len(a.pair) != 2:
+            raise AnalysisError(f"--pair takes two frequencies K1,K2, got {list(a.pair)}")
+        table = convergence_table(results, pair=a.pair)
+        silent = silent_frequencies(results[min(results)])
+        if silent:
+            print(f"spectral-lab: warning: the target has no energy at k = {', '.join(f'{k:g}' for k in silent)}: "
+                  f"SE there only measures how far the output stays from 0", file=sys.stderr)
         if a.json:
-            dump({"file": str(a.file), "delta": a.delta,
-                  "freqs": [float(f) for f in results[0].freqs],
-                  "runs": [{"run": r, "seeds": traj.run_seeds(r),
-                            "converged_at": res.converged_at, "first_crossing": res.first_crossing}
-                           for r, res in sorted(results.items())],
-                  "summary": table})
+            runs = []
+            for r, res in sorted(results.items()):
+                entry = {"run": r, "seeds": traj.run_seeds(r), "converged_at": res.converged_at,
+                         "first_crossing": res.first_crossing}
+                if a.curves:
+                    curves = res.to_json()
+                    entry.update(se=curves["se"], amplitudes=curves["amplitudes"],
+                                 **({"iterations": curves["iterations"]} if "iterations" in curves else {}))
+                runs.append(entry)
+            dump({"file": str(a.file), "delta": a.delta, "freqs": [float(f) for f in results[0].freqs],
+                  "silent_freqs": silent, "runs": runs, "summary": table})
             return 0
         freqs = results[0].freqs
         print(f"{a.file}: convergence iteration (SE(k) <= {a.delta:g} from then on; first crossing in brackets)")
@@ -91,11 +111,14 @@ def analyze_amplitudes(a) -> int:
         for r, res in sorted(results.items()):
             cells = [f"{fmt_it(c)} ({fmt_it(x)})" for c, x in zip(res.converged_at, res.first_crossing)]
             print(f"{r:<5}" + "".join(f"{c:>18}" for c in cells))
-        ratio = table.get("ratio")
-        for key, label in (("converged_at", "settle"), ("first_crossing", "first crossing")):
-            rc = ratio[key] if ratio else None
-            if rc and rc["mean"] is not None:
-                ci = f", {rc['confidence']:.0%} CI [{rc['ci'][0]:.2f}, {rc['ci'][1]:.2f}]" if rc["ci"] else ""
-                print(f"t(k={ratio['k2']:g}) / t(k={ratio['k1']:g}) ({label}): mean {rc['mean']:.2f} "
-                      f"over {rc['n']} run(s){ci}")
+        ratios = table.get("ratios") or ([table["ratio"]] if table.get("ratio") else [])
+        if a.pair is not None and table.get("ratio") not in ratios:
+            ratios = [table["ratio"], *ratios]
+        for ratio in ratios:
+            for key, label in (("converged_at", "settle"), ("first_crossing", "first crossing")):
+                rc = ratio[key]
+                if rc and rc["mean"] is not None:
+                    ci = f", {rc['confidence']:.0%} CI [{rc['ci'][0]:.2f}, {rc['ci'][1]:.2f}]" if rc["ci"] else ""
+                    print(f"t(k={ratio['k2']:g}) / t(k={ratio['k1']:g}) ({label}): mean {rc['mean']:.2f} "
+                          f"over {rc['n']} run(s){ci}")
     return 0

@@ -10,6 +10,7 @@ def _args(p):
     p.add_argument("file")
     p.add_argument("--cutoff", type=float, help="cycles per pixel (default: the file's noise cut-off)")
     p.add_argument("--level", type=float, default=0.5, help="fraction whose first crossing is reported")
+    p.add_argument("--curves", action="store_true", help="with --json: include the ν, η and PSNR curves of every run")
 
 
 def plot_noisefit(a) -> int:
@@ -47,7 +48,13 @@ def analyze_noisefit(a) -> int:
 
     res = noise_fit_file(a.file, cutoff=a.cutoff, level=a.level)
     if a.json:
-        dump({"file": str(a.file), **res.to_json()})
+        out = {"file": str(a.file), **res.to_json()}
+        if a.curves:
+            from ...analyze._io import json_numbers
+
+            out["curves"] = {"noise_fitted": json_numbers(res.noise_fitted),
+                             "highfreq_fitted": json_numbers(res.highfreq_fitted), "psnr": json_numbers(res.psnr)}
+        dump(out)
         return 0
     print(f"{a.file}: ν = fraction of the noise in the output, η = fraction of the clean image above "
           f"{res.cutoff:g} cycles/px; first iterations at {res.level:g}; observation {res.observed_psnr:.2f} dB")

@@ -62,7 +62,9 @@ def _args(p):
     p.add_argument("file")
     p.add_argument("--bands", type=int, default=None, help="number of radial bands (default: min side / 4 + 1)")
     p.add_argument("--threshold", type=float, default=0.1, help="relative error that counts as fitted")
-    p.add_argument("--reference", choices=("target", "observed"), default="target")
+    p.add_argument("--reference", choices=("target", "observed", "final"), default="target",
+                   help="the clean image (default), the observation, or each run's last frame (files without a "
+                        "clean image: when each band settles)")
     p.add_argument("--channel", default="luminance", help="luminance, all, or a channel index")
     p.add_argument("--run", type=int, default=0, help="run shown in the heat map (plot only)")
     p.add_argument("--view", choices=("error", "shi"), default="error",

@@ -25,7 +25,8 @@ def _args(p) -> None:
     p.add_argument("--twin", help=f"{needing('twin')}: the file's twin, recorded with the same settings and "
                                   "--probe EPS")
     p.add_argument("--sigma", type=float,
-                   help=f"{needing('sigma')}: noise std on the 0-255 scale (default: the file's)")
+                   help=f"{needing('sigma')}: noise std on the 0-255 scale, as record's --sigma (default: the "
+                        "file's); values below 1 are refused as signal units")
 
 
 def _params(a) -> dict:
@@ -51,6 +52,9 @@ def _params(a) -> dict:
             who = f"the {users[0]} rule only" if len(users) == 1 else f"the rules {', '.join(users)}"
             raise AnalysisError(f"--{flag} is used by {who}, not by {a.rule}")
     if a.sigma is not None:
+        if not a.sigma >= 1:
+            raise AnalysisError(f"--sigma is on the 0-255 scale (the file's noise is degrade.sigma, e.g. 25); "
+                                f"{a.sigma:g} looks like signal units: pass {a.sigma * 255:g}")
         params["sigma"] = a.sigma / 255.0
     if a.twin is not None:
         params["twin"] = a.twin
@@ -114,6 +118,9 @@ def analyze_stop(a) -> int:
         return 0
     print(f"{a.file}: stopping rule {res.rule} {res.params}")
     for e in res.entries:
+        if e.best_iteration is None:
+            print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} (no clean reference: no score, no oracle)")
+            continue
         print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} ({e.psnr:.2f} dB); oracle "
               f"{e.best_psnr:.2f} dB at {e.best_iteration}; gap {e.gap:.2f} dB")
     return 0
