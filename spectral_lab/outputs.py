@@ -1,73 +1,120 @@
-"""Files the lab writes besides trajectories (figures, exports, tables): outputs never destroy inputs.
+"""Files the lab writes besides trajectories (figures, exports): outputs never destroy inputs.
 
-- an existing file is replaced only with ``overwrite``; an HDF5 file (a trajectory, found by
-  its signature, whatever its name) never;
-- the format is checked from the suffix before any work is done;
-- the bytes go to a hidden sibling first and are renamed into place, so a failure (a full
-  disk, an interrupt) leaves the old file or nothing, never half a file.
+- `check_output`, before any work: a known suffix, not the source being read, never a
+  trajectory file (even with ``overwrite``), an existing file only with ``overwrite``, a folder
+  only when it is a Zarr store being replaced;
+- `atomic` / `write_atomically`: the bytes go to a hidden sibling (a short name, the output's
+  suffix kept so writers that infer the format from it work) that is renamed into place only
+  when complete; a failure (a full disk, an interrupt) leaves the old file or nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shutil
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterator
 
-from .errors import SpectralLabError
+from .errors import ExportError
 
-__all__ = ["OutputError", "FIGURE_SUFFIXES", "check_output", "write_atomically"]
+__all__ = ["ExportError", "FIGURE_SUFFIXES", "check_output", "atomic", "write_atomically"]
 
 FIGURE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NAME_MAX = 255
 
 
-class OutputError(SpectralLabError):
-    """An output cannot be written where it was asked for."""
-
-
-def _is_hdf5(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(8) == _HDF5_SIGNATURE
-    except OSError:
-        return False
-
-
-def check_output(path: str | os.PathLike, *, overwrite: bool = False, suffixes: Iterable[str] = FIGURE_SUFFIXES,
-                 what: str = "figure") -> Path:
-    """``path`` as a Path once it is safe to write: a known suffix, not a folder, not an HDF5
-    file, not an existing file unless ``overwrite``. OutputError (one line) otherwise."""
+def check_output(path: str | os.PathLike, suffixes: tuple[str, ...] = FIGURE_SUFFIXES, *, overwrite: bool = False,
+                 source: str | os.PathLike | None = None) -> Path:
+    """Refuse, before any work, an output that cannot or must not be written: a suffix not in
+    ``suffixes``, the source itself, a trajectory file (never replaced, even with ``overwrite``),
+    an existing file without ``overwrite``, a folder that is not a Zarr store. Returns the path."""
     path = Path(path)
-    suffixes = tuple(suffixes)
-    if path.suffix.lower() not in suffixes:
-        raise OutputError(f"cannot write a {what} as {path.name!r}: use one of {', '.join(suffixes)}")
-    if path.is_dir():
-        raise OutputError(f"{path} is a folder; give the {what} a file name")
-    if path.exists() or path.is_symlink():
-        if _is_hdf5(path):
-            raise OutputError(f"{path} is an HDF5 file (a trajectory?): a {what} never replaces it")
-        if not overwrite:
-            raise OutputError(f"{path} exists; pass --overwrite to replace it")
-    if len(os.fsencode(path.name)) > 255:
-        raise OutputError(f"the file name is {len(os.fsencode(path.name))} bytes long; file systems allow 255")
+    suffix = path.suffix.lower()
+    if suffix not in suffixes:
+        raise ExportError(f"{path}: cannot write a {suffix or 'suffix-less'} file here; use "
+                          f"{' or '.join(suffixes)}")
+    if len(os.fsencode(path.name)) > NAME_MAX:
+        raise ExportError(f"the file name is {len(os.fsencode(path.name))} bytes long; file systems allow {NAME_MAX}")
+    if not (path.exists() or path.is_symlink()):
+        return path
+    if source is not None and Path(source).exists() and os.path.samefile(path, source):
+        raise ExportError(f"{path} is the trajectory being read; choose another output")
+    if _is_trajectory(path):
+        raise ExportError(f"{path} is a trajectory file; it is never overwritten by an output (choose another name)")
+    if not overwrite:
+        raise ExportError(f"{path} exists; pass --overwrite to replace it")
+    if path.is_dir() and not (suffix == ".zarr" and _is_zarr_store(path)):
+        raise ExportError(f"{path} is a folder" + ("" if suffix != ".zarr" else " but not a Zarr store")
+                          + "; not replacing it")
     return path
 
 
-def write_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """``write(tmp)`` to a hidden sibling with the same suffix, then rename it onto ``path``
-    (folders created). OutputError (one line) on an OS error; nothing is left behind."""
+def _is_trajectory(path: Path) -> bool:
+    """True for an HDF5 file that is a trajectory, or that cannot be read to tell."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != b"\x89HDF\r\n\x1a\n":
+                return False
+    except (IsADirectoryError, PermissionError):
+        return False
+    except OSError:
+        return True
+    from .trajectory import schema as S
+    from .trajectory._h5 import as_str, open_file
+
+    try:
+        f = open_file(path)
+    except Exception:  # noqa: BLE001 - an HDF5 file we cannot read is left alone
+        return True
+    try:
+        return as_str(f.attrs.get(S.ATTR_FORMAT, "")) == S.FORMAT_NAME
+    except Exception:  # noqa: BLE001
+        return True
+    finally:
+        f.close()
+
+
+def _is_zarr_store(path: Path) -> bool:
+    return any((path / name).exists() for name in ("zarr.json", ".zgroup", ".zattrs", ".zarray"))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic(path: str | os.PathLike, *, overwrite: bool, source=None) -> Iterator[Path]:
+    """Yield a hidden sibling to write; rename it to ``path`` when the block succeeds, delete
+    it when it fails. ``path`` is checked again just before it is replaced."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
+        raise ExportError(f"cannot create the folder {path.parent}: {exc.strerror or exc}") from None
     tmp = path.with_name(f".sl-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        yield tmp
+        check_output(path, (path.suffix.lower(),), overwrite=overwrite, source=source)
+        if tmp.is_dir() and path.exists():  # a folder cannot replace a folder in one rename
+            old = path.with_name(f".sl-{os.getpid()}-{secrets.token_hex(4)}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise ExportError(f"writing {path} failed: {exc.strerror or exc}") from None
     finally:
-        tmp.unlink(missing_ok=True)
-    return path
+        _remove(tmp)
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], None], *, overwrite: bool = True) -> Path:
+    """``write(tmp)`` through `atomic`; returns the path."""
+    with atomic(path, overwrite=overwrite) as tmp:
+        write(tmp)
+    return Path(path)

@@ -3,8 +3,8 @@
 Every error spectral_lab raises on purpose becomes one line on stderr and a nonzero exit:
 1 for bad input or a bad file, 3 when the optimisation diverged, 130 when interrupted.
 
-One module per subcommand (``record``, ``files`` for info/check/models, ``analyzers/`` for
-analyze and plot). Only the chosen subcommand's parser is built in full: its choices come
+One module per subcommand (``record``, ``files`` for info/check/repair/models, ``export``,
+``analyzers/`` for analyze and plot). Only the chosen subcommand's parser is built in full: its choices come
 from the registries (models, optimisers, stopping rules, ...), and building them imports
 what they register — torch for ``record`` — which ``info`` or ``analyze`` do not need.
 Modules named in ``$SPECTRAL_LAB_PLUGINS`` are imported first, so their entries appear.
@@ -25,6 +25,12 @@ __all__ = ["main", "make_parser"]
 
 def _record(sub) -> None:
     from .record import add_parser
+
+    add_parser(sub)
+
+
+def _export(sub) -> None:
+    from .export import add_parser
 
     add_parser(sub)
 
@@ -53,6 +59,9 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "record": (_record, "fit R runs and record every output to an HDF5 trajectory file"),
     "info": (_files("info"), "describe a trajectory file"),
     "check": (_files("check"), "validate a file against the trajectory schema"),
+    "repair": (_files("repair"), "clear a killed writer's HDF5 flags so that plain h5py, h5dump and xarray open "
+                                 "the file"),
+    "export": (_export, "write an output as PNG/.npy/.csv, or the whole trajectory as netCDF/Zarr/npz"),
     "models": (_files("models"), "list the model families, their options and parameter counts"),
     "analyze": (_analysis("analyze"), "compute an analysis of a trajectory file"),
     "plot": (_analysis("plot"), "draw an analysis of a trajectory file"),

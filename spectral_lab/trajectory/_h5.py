@@ -146,6 +146,17 @@ def clear_write_flags(path: str | os.PathLike) -> bool:
 
 
 
+def write_flags_set(path: str | os.PathLike) -> bool:
+    """True when the superblock carries the 'open for writing' flags: a writer has the file
+    open, or was killed with it open (then plain h5py, h5dump and xarray refuse the file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[:8] == b"\x89HDF\r\n\x1a\n" and head[8] in (2, 3) and head[11] != 0
+
+
 def as_str(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 

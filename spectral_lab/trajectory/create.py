@@ -225,5 +225,62 @@ def _write_layout(f, *, config, kind, target, observed, run_seeds, iterations, d
         g = f.create_group(slot)
         g.create_dataset(S.SLOT_BLOB, shape=(0,), maxshape=(None,), dtype=np.uint8, chunks=(1 << 16,))
         g.create_dataset(S.SLOT_META, data=np.array([-1, 0, 0], dtype=np.int64))
+    _label_dimensions(f, shape, n_runs=len(run_seeds), loss=str((config.get("loss") or {}).get("name", "mse")))
+
+
+# netCDF-4's mark of a dimension scale that is a dimension only (netCDF-C writes the length after it)
+_NOT_A_VARIABLE = "This is a netCDF dimension but not a netCDF variable."
+
+
+def _label_dimensions(f, shape: tuple[int, ...], *, n_runs: int, loss: str) -> None:
+    """Name the axes of every signal dataset for other tools (xarray, ncdump, Panoply): HDF5
+    dimension scales as netCDF-4 lays them out, and ``long_name`` / ``units`` attributes.
+
+    Attributes may not be added once SWMR writing has started, so this is part of the layout.
+    ``iteration`` is a dimension without values (unlimited; its length is that of the longest
+    dataset on it), whose values are ``/iterations``; the spatial axes are coordinate
+    variables 0, 1, 2, ... The operator's arrays, the checkpoints and the snapshots stay
+    unlabelled (tools show them with made-up axis names).
+    """
+    def described(ds, long_name: str, units: str):
+        ds.attrs[S.ATTR_LONG_NAME] = long_name
+        ds.attrs[S.ATTR_UNITS] = units
+        return ds
+
+    def coordinate(name: str, n: int, long_name: str, units: str):
+        ds = described(f.create_dataset(name, data=np.arange(n, dtype=np.int64)), long_name, units)
+        ds.make_scale(name)
+        return ds
+
+    def axes_of(values_shape: tuple[int, ...], prefix: str = "", whose: str = "") -> list:
+        if len(values_shape) == 1:
+            return [coordinate(prefix + S.DIM_SAMPLE, values_shape[0], f"sample index n{whose} (t = n / N)", "sample")]
+        c, h, w = values_shape
+        return [coordinate(prefix + S.DIM_CHANNEL, c, "colour channel (R, G, B; or grey)", "1"),
+                coordinate(prefix + S.DIM_Y, h, f"row{whose} (top to bottom)", "pixel"),
+                coordinate(prefix + S.DIM_X, w, f"column{whose} (left to right)", "pixel")]
+
+    def attach(ds, scales) -> None:
+        for axis, scale in enumerate(scales):
+            ds.dims[axis].attach_scale(scale)
+
+    iteration = f.create_dataset(S.DIM_ITERATION, shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(1024,))
+    iteration.make_scale(f"{_NOT_A_VARIABLE}{0:10d}")
+    spatial = axes_of(shape)
+    attach(described(f[S.ITERATIONS], "iteration of each stored frame", "iteration"), [iteration])
+    if S.TARGET in f:
+        attach(described(f[S.TARGET], "clean signal x", "1"), spatial)
+    observed = f[S.OBSERVED]
+    same = tuple(observed.shape) == tuple(shape)
+    attach(described(observed, "observation y, the data fitted", "1"),
+           spatial if same else axes_of(tuple(observed.shape), S.DIM_OBSERVED_PREFIX, " of the observation"))
+    for r in range(n_runs):
+        g = f[S.run_group(r)]
+        attach(described(g[S.OUTPUT], "network output at each stored iteration", "1"), [iteration, *spatial])
+        attach(described(g[S.LOSS], f"data term minimised ({loss})", "1"), [iteration])
+        for name, long_name in ((S.POSTERIOR_MEAN, "posterior mean of the outputs after the burn-in"),
+                                (S.POSTERIOR_VAR, "posterior variance of the outputs after the burn-in")):
+            if name in g:
+                attach(described(g[name], long_name, "1"), spatial)
 
 
