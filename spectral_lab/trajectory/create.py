@@ -65,11 +65,11 @@ def create_trajectory(path: str | os.PathLike, *, config: dict, kind: str, targe
         raise TrajectoryError(f"unknown storage dtype {dtype!r}; choose from {', '.join(STORAGE_DTYPES)}")
     if compression not in COMPRESSIONS:
         raise TrajectoryError(f"unknown compression {compression!r}; choose from {', '.join(COMPRESSIONS)}")
-    if path.is_dir():
-        raise TrajectoryError(f"{path} is a folder; give the trajectory a file name")
     if len(os.fsencode(path.name)) > NAME_MAX:
         raise TrajectoryError(f"the file name is {len(os.fsencode(path.name))} bytes long; file systems allow "
                               f"{NAME_MAX}")
+    if path.is_dir():
+        raise TrajectoryError(f"{path} is a folder; give the trajectory a file name")
     if target is None and signal_shape is None:
         raise TrajectoryError("a trajectory without a clean target needs its signal_shape")
     shape = tuple(int(s) for s in (target.shape if signal_shape is None else signal_shape))
