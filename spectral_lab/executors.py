@@ -459,7 +459,12 @@ def run_sweep(jobs: Sequence, executor: Executor | None = None, *, settings: Wor
                 continue
             if stopping.is_set():
                 break
-            futures[i] = executor.submit(run_point, job, settings)
+            try:
+                futures[i] = executor.submit(run_point, job, settings)
+            except Exception as exc:  # noqa: BLE001 - the executor refused it (pickling, sbatch, a closed pool)
+                reason = (str(exc).strip().splitlines() or [""])[0]
+                note(i, Failure(job, "lost", f"could not submit it: {type(exc).__name__}: {reason}"))
+                continue
             futures[i].add_done_callback(done(i))
         wait(list(futures.values()))
     except KeyboardInterrupt:

@@ -75,6 +75,17 @@ def _copy_durably(src: Path, dst: Path) -> None:
     shutil.copystat(src, dst)
 
 
+def _copy_then_rename(src: Path, tmp: Path, dst: Path) -> None:
+    """``src`` copied durably to the hidden ``tmp``, then renamed to ``dst`` (atomic within
+    ``dst``'s file system); ``tmp`` is removed if anything stops it."""
+    try:
+        _copy_durably(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def publish(staged: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Move the closed file ``staged`` to ``dest`` atomically (see the module docstring):
     a rename on the same file system, else a durable copy to a hidden sibling renamed into
@@ -85,13 +96,7 @@ def publish(staged: str | os.PathLike, dest: str | os.PathLike) -> None:
     if _same_filesystem(staged, dest.parent):
         os.replace(staged, dest)
         return
-    tmp = _incoming(dest)
-    try:
-        _copy_durably(staged, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _copy_then_rename(staged, _incoming(dest), dest)
     staged.unlink()
 
 
@@ -101,10 +106,4 @@ def copy_in(dest: str | os.PathLike, staged: str | os.PathLike) -> None:
     resumed file replaces it."""
     dest, staged = Path(dest), Path(staged)
     staged.parent.mkdir(parents=True, exist_ok=True)
-    tmp = staged.with_name(f".{staged.name}.copying-{os.getpid()}")
-    try:
-        _copy_durably(dest, tmp)
-        os.replace(tmp, staged)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _copy_then_rename(dest, staged.with_name(f".{staged.name}.copying-{os.getpid()}"), staged)

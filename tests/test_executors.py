@@ -255,3 +255,15 @@ def _worker_environment(_):
 def test_local_workers_get_their_threads_and_one_device_each(pool):
     seen = list(pool.map(_worker_environment, range(2)))
     assert sorted(seen) == [(1, "5"), (1, "7")]
+
+
+class _Broken(Executor):
+    def submit(self, fn, /, *args, **kwargs):
+        raise RuntimeError("sbatch: error: invalid partition")
+
+
+def test_a_point_the_executor_refuses_is_a_failure_not_a_crash(tiny_config, tmp_path):
+    jobs = spec_jobs(grid_spec(tiny_config), tmp_path)[:2]
+    result = run_sweep(jobs, _Broken(), progress=False, log=lambda m: None)
+    assert [f.kind for f in result.failures] == ["lost", "lost"]
+    assert "could not submit it: RuntimeError: sbatch: error: invalid partition" in result.failures[0].message

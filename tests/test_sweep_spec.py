@@ -161,3 +161,22 @@ def test_a_diverged_point_exits_3_after_the_others_are_recorded(spec, tmp_path, 
     record = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert [p["outcome"] for p in record["points"]] == ["record", "failed"]
     assert record["points"][1]["kind"] == "diverged"
+
+
+def test_an_experiment_writes_its_recordings_as_a_spec_and_keeps_its_command(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO))
+    from experiments import capacity_sweep
+    from experiments._cli import experiment_cli
+
+    out = tmp_path / "spec.json"
+    argv = ["--quick", "--workers", "2", "--out-dir", str(tmp_path), "--write-spec", str(out)]
+    assert experiment_cli(capacity_sweep, argv) == 0
+    cfg = replace(capacity_sweep.QUICK, out_dir=tmp_path)
+    got = spec_jobs(load_spec(out), cfg.paths.trajectories)
+    assert [(j.path, j.config) for j in got] == [(j.path, j.config) for j in capacity_sweep.jobs(cfg)]
+    seen = []
+    monkeypatch.setattr(capacity_sweep, "main", seen.append)
+    assert experiment_cli(capacity_sweep, ["--quick", "--workers", "2", "--estimate-only"]) == 0
+    (ran,) = seen
+    assert ran.workers == 2 and ran.command == "python experiments/capacity_sweep.py --quick --workers 2 --estimate-only"
+    assert ran == replace(ran, command="another")  # the command is not part of the configuration's identity
