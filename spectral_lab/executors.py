@@ -169,6 +169,9 @@ def default_workers() -> int:
 
 def _init_worker(threads: int | None, devices: Sequence[str], counter) -> None:
     # runs in each spawned worker before it imports torch: threads and device by environment
+    # Ctrl-C reaches every process of the terminal: an idle worker ignores it (the pool is shut
+    # down by the main process); a busy one stops its fit after the current step (run_point)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         index = counter.value
         counter.value += 1
@@ -226,11 +229,14 @@ class SubmititExecutor(Executor):
             for job, future in pending:
                 if not job.done():
                     continue
-                exc = job.exception()
-                if exc is None:
-                    future.set_result(job.result())
-                else:
-                    future.set_exception(exc)
+                try:
+                    exc = job.exception()
+                    if exc is None:
+                        future.set_result(job.result())
+                    else:
+                        future.set_exception(exc)
+                except Exception as err:  # noqa: BLE001 - an unreadable result: the point is lost, not the sweep
+                    future.set_exception(err)
                 with self._lock:
                     self._pending.remove((job, future))
             if self._closed.is_set() and not self._pending:
