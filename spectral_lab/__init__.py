@@ -5,7 +5,9 @@ stays fast and the CLI does not pay for torch where it does not fit anything):
 
 - configuration: `RunConfig` (and its sections), `preset`, `apply_overrides`;
 - recording: `record(cfg, path)`, `resume(path)`;
-- reading: `open_trajectory(path)` (live files too), `check_trajectory(path)`;
+- reading: `open_trajectory(path)` (live files too), `check_trajectory(path)`,
+  `open_xarray(path)` (the file as an xarray DataTree; needs the ``xarray`` extra),
+  `repair_trajectory(path)` (a killed recording made readable by every HDF5 tool);
 - models: `build_model(name, signal_shape=..., runs=...)`, the registries `MODELS`,
   `OPTIMIZERS`, `OPERATORS`, `LOSSES`, `RULES`;
 - analyzers (streamed over a file or an open trajectory): `analyze_amplitudes_file`,
@@ -24,7 +26,8 @@ _EXPORTS = {
     "RunConfig": "config", "SignalConfig": "config", "DegradeConfig": "config", "ModelConfig": "config",
     "FitConfig": "config", "RecordConfig": "config", "preset": "config", "apply_overrides": "config",
     "record": "runner", "resume": "runner",
-    "open_trajectory": "trajectory", "check_trajectory": "trajectory",
+    "open_trajectory": "trajectory", "check_trajectory": "trajectory", "open_xarray": "trajectory",
+    "repair_trajectory": "trajectory",
     "build_model": "models", "MODELS": "models", "OPTIMIZERS": "optim", "OPERATORS": "operators",
     "LOSSES": "losses", "RULES": "analyze.stopping",
     "analyze_amplitudes_file": "analyze.amplitudes", "divergence_file": "analyze.divergence",

@@ -13,12 +13,14 @@ from .presets import PRESETS, preset  # noqa: F401  (re-exported)
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`) and the
-    noise its observation gets unless the configuration names one."""
+    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`), the
+    noise its observation gets and the data term (`spectral_lab.losses.LOSSES`) unless the
+    configuration names them."""
 
     operator: str
     noise: str
     help: str
+    loss: str = "mse"
 
 
 # A new task is one entry here (its operator is one entry of the operator registry).
@@ -27,6 +29,8 @@ TASKS: dict[str, TaskSpec] = {
     "denoise": TaskSpec("identity", "white", "y = x + noise"),
     "inpaint": TaskSpec("mask", "none", "y = m ⊙ x: pixels dropped at random (--drop) or by a mask image (--mask)"),
     "superres": TaskSpec("downsample", "none", "y = the clean signal down-sampled by --factor, anti-aliased"),
+    "blend": TaskSpec("blend", "none", "blend --foreground into --background through a soft --mask (003, A3)",
+                      loss="blend"),
 }
 SIGNAL_KINDS = ("sines", "image", "triangle")
 # optimisers that sample a posterior: a burn-in is resolved for them (35 %: 000_…, 7K of 20K)
@@ -57,6 +61,7 @@ class SignalConfig:
     pattern_fraction: float = 0.6
     crop_multiple: int = 1
     observed: str | None = None
+    foreground: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,10 @@ class OperatorConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The data term (`spectral_lab.losses.LOSSES`) and its options."""
+    """The data term (`spectral_lab.losses.LOSSES`) and its options; None: the task's own
+    (``mse``; ``blend`` for the blend task)."""
 
-    name: str = "mse"
+    name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -235,6 +241,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
     out = cfg
     if cfg.operator.name is None:
         out = out.replace(operator=dataclasses.replace(cfg.operator, name=spec.operator))
+    if cfg.loss.name is None:
+        out = out.replace(loss=dataclasses.replace(cfg.loss, name=spec.loss))
     if cfg.record.burn_in is None and cfg.fit.optimizer in SAMPLERS and isinstance(cfg.fit.iterations, int):
         burn_in = int(round(SAMPLER_BURN_IN * cfg.fit.iterations))
         out = out.replace(record=dataclasses.replace(cfg.record, burn_in=burn_in))
@@ -273,6 +281,13 @@ def validate(cfg: RunConfig) -> RunConfig:
                               + ("both" if "drop" in opts else "neither"))
         if "mask" in opts and s.kind == "sines":
             raise ConfigError("a mask image needs an image signal (--signal image); 1D signals take --drop")
+    if cfg.task == "blend":
+        if s.kind != "image" or s.image is None or s.foreground is None or "mask" not in cfg.operator.options:
+            raise ConfigError("blending needs --foreground A.png --background B.png --mask M.png")
+        if s.observed is not None:
+            raise ConfigError("--observed has no meaning for blending (its inputs are the foreground and background)")
+    elif s.foreground is not None:
+        raise ConfigError("--foreground is for --task blend")
     if s.kind not in SIGNAL_KINDS:
         raise ConfigError(f"unknown signal {s.kind!r}; choose from {', '.join(SIGNAL_KINDS)}")
     _int(s.length, "length", 4, 1 << 22)

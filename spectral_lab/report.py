@@ -328,12 +328,11 @@ def report_html(directory: str | Path, *, title: str | None = None, catalogue_df
             + f"<script>{_SCRIPT}</script></body></html>\n")
 
 
-def write_report(directory: str | Path, out: str | Path, *, title: str | None = None) -> Path:
-    """Write the report page of ``directory`` to ``out`` (replaced atomically)."""
-    out = Path(out)
+def write_report(directory: str | Path, out: str | Path, *, title: str | None = None, overwrite: bool = True) -> Path:
+    """Write the report page of ``directory`` to ``out`` (an ``.html`` file; an existing one
+    only with ``overwrite``), atomically (`spectral_lab.outputs`)."""
+    from .outputs import check_output, write_atomically
+
+    check_output(out, (".html", ".htm"), overwrite=overwrite)
     text = report_html(directory, title=title)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.writing")
-    tmp.write_text(text)
-    tmp.replace(out)
-    return out
+    return write_atomically(out, lambda tmp: tmp.write_text(text), overwrite=overwrite)

@@ -134,7 +134,7 @@ def record(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, progress
     the file stores the configuration as resolved (task defaults, guide channels)."""
     cfg = validate(cfg)
     problem = make_problem(cfg)
-    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
     device = select_device(cfg.fit.device)
     state, z, y = prepare_fit(cfg, problem, device)
     seeds = run_seeds(cfg.fit)
@@ -155,7 +155,7 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     try:
         cfg = RunConfig.from_dict(point.config)
         problem = make_problem(cfg)
-        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
         state, z, y = prepare_fit(cfg, problem)
         extra = state.load_bytes(point.blob) if point.blob is not None else {}
     except BaseException:

@@ -261,16 +261,14 @@ def varying_columns(df) -> tuple[list[str], dict[str, Any]]:
     return shown, constant
 
 
-def write_table(df, path: str | Path) -> Path:
-    """Write a catalogue as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise SpectralLabError(f"{path}: the catalogue is written as .csv or .parquet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        df.to_csv(path, index=False)
-        return path
+def write_table(df, path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write a catalogue as CSV (``.csv``) or Parquet (``.parquet``, needs pyarrow); an existing
+    file only with ``overwrite``, atomically (`spectral_lab.outputs`)."""
+    from .outputs import check_output, write_atomically
+
+    path = check_output(path, (".csv", ".parquet"), overwrite=overwrite)
+    if path.suffix.lower() == ".csv":
+        return write_atomically(path, lambda tmp: df.to_csv(tmp, index=False), overwrite=overwrite)
     try:
         import pyarrow  # noqa: F401
     except ImportError:
@@ -280,5 +278,4 @@ def write_table(df, path: str | Path) -> Path:
     for col in out.columns:  # a column of mixed Python types (an option that is a number here, text there)
         if out[col].dtype == object and len({type(v) for v in out[col].dropna()}) > 1:
             out[col] = out[col].map(lambda v: None if v is None else str(v))
-    out.to_parquet(path, index=False)
-    return path
+    return write_atomically(path, lambda tmp: out.to_parquet(tmp, index=False), overwrite=overwrite)

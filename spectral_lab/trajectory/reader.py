@@ -16,7 +16,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import NoReferenceError, SpectralLabError, TrajectoryError
 from . import schema as S
-from ._h5 import as_str, h5_errors, locked_by_other, open_file, refresh
+from ._h5 import as_str, h5_errors, locked_by_other, open_file, refresh, write_flags_set
 
 __all__ = ["Trajectory", "open_trajectory"]
 
@@ -82,8 +82,9 @@ class Trajectory:
     def target(self) -> np.ndarray:
         """The clean signal; NoReferenceError (one line) when the file has none."""
         if S.TARGET not in self._f:
-            raise NoReferenceError(f"{self.path} has no clean reference (recorded from a degraded image alone, "
-                                   "record --observed without --image): this needs the clean signal")
+            what = ("a blend has no clean reference" if self.config.get("task") == "blend" else
+                    "recorded from a degraded image alone (record --observed without --image)")
+            raise NoReferenceError(f"{self.path} has no clean signal ({what}): this needs one")
         return self._f[S.TARGET][()]
 
     @property
@@ -119,6 +120,13 @@ class Trajectory:
         """True while a process is writing the file. A 'running' file without a live writer
         was killed: it holds every frame up to its last flush and can be resumed."""
         return locked_by_other(self.path)
+
+    @property
+    def needs_repair(self) -> bool:
+        """True when a killed writer left HDF5's 'open for writing' flags in the file: plain
+        ``h5py.File(path)``, h5dump and xarray refuse it until `repair_trajectory` (``spectral-lab
+        repair``) or a resume clears them. False while a writer is alive (its flags are real)."""
+        return write_flags_set(self.path) and not self.writer_alive
 
     @property
     @_reading
