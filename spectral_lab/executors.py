@@ -32,11 +32,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -355,13 +354,12 @@ def _submitit_executor(workers: int, threads: int | None, folder: str | Path | N
 @dataclass
 class SweepResult:
     """What `run_sweep` gathered, in the order of the jobs: a `Recorded` or a `Failure` per
-    job (None for points not run because the sweep was interrupted)."""
+    job (None for points not run because the sweep was interrupted), the sweep's wall time."""
 
     jobs: list
     outcomes: list
     seconds: float = 0.0
-    workers: str = ""
-    extra: dict = field(default_factory=dict)
+    executor: str = ""  # the executor's class name
 
     @property
     def recorded(self) -> list:

@@ -110,7 +110,10 @@ def test_the_catalogue_command_prints_what_varies_and_writes_tables(folder, tmp_
     assert "wrote" in capsys.readouterr().out and (tmp_path / "t.csv").is_file()
     assert main(["catalogue", str(tmp_path / "nope")]) == 1
     assert main(["catalogue", str(folder), "-o", str(tmp_path / "t.xlsx")]) == 1
-    assert len(capsys.readouterr().err.strip().splitlines()) == 2
+    assert main(["catalogue", str(folder), "-o", str(tmp_path / "t.csv")]) == 1  # exists: --overwrite
+    assert main(["catalogue", str(folder), "-o", str(folder / "trajectories" / "oned" / "d2.h5")]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 4
+    assert main(["catalogue", str(folder), "-o", str(tmp_path / "t.csv"), "--overwrite"]) == 0
 
 
 # --------------------------------------------------------------------------- report
