@@ -27,7 +27,8 @@ from spectral_lab.analyze._io import json_safe
 from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table, relative_results
 from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, divergence_file
 from spectral_lab.analyze.stats import mean_std
-from spectral_lab.config import DegradeConfig, FitConfig, ModelConfig, RecordConfig, RunConfig, SignalConfig, preset, validate
+from spectral_lab.config import (DegradeConfig, FitConfig, LossConfig, ModelConfig, OperatorConfig, RecordConfig,
+                                 RunConfig, SignalConfig, preset, validate)
 from spectral_lab.images import image_label
 from spectral_lab.sweep import Job, Recorded, markdown_table, plan, record_jobs
 
@@ -226,22 +227,28 @@ def dip_setting(label: str = "dip", options: Mapping[str, Any] | None = None, *,
 
 
 def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int = 0, vary: str = "both",
-               device: str = "cpu", degrade: DegradeConfig | None = None) -> RunConfig:
+               device: str = "cpu", degrade: DegradeConfig | None = None, task: str | None = None,
+               operator_options: Mapping[str, Any] | None = None,
+               loss_options: Mapping[str, Any] | None = None, every: int = 1) -> RunConfig:
     """The `RunConfig` of ``runs`` runs (seeds ``seed .. seed + runs - 1`` for what ``vary``
-    names) of one setting: task ``fit`` of the clean signal, or ``denoise`` with ``degrade``.
+    names) of one setting: task ``fit`` of the clean signal, or ``denoise`` with ``degrade``,
+    or the ``task`` named (e.g. ``blend``) with its operator's and its loss's options.
 
     Frames are stored losslessly (float32, no compression): the analyses measure small
-    high-frequency differences and SE of small amplitudes.
+    high-frequency differences and SE of small amplitudes; ``every``: the frame stride.
     """
     cfg = RunConfig(
-        task="fit" if degrade is None else "denoise",
+        task=task or ("fit" if degrade is None else "denoise"),
         signal=signal,
         degrade=DegradeConfig() if degrade is None else degrade,
+        operator=OperatorConfig(options=dict(operator_options or {})),
+        loss=LossConfig(options=dict(loss_options or {})),
         model=ModelConfig(name=setting.model, options=dict(setting.options)),
         fit=FitConfig(iterations=setting.iterations, lr=setting.lr, optimizer=setting.optimizer,
                       reg_noise_std=setting.reg_noise_std, input_dist=setting.input_dist,
                       input_scale=setting.input_scale, runs=runs, seed=seed, vary=vary, device=device),
-        record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0),
+        record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0,
+                            every=every),
     )
     return validate(cfg)
 
