@@ -217,13 +217,19 @@ def run_seeds(fit: FitConfig) -> list[dict[str, int]]:
     return out
 
 
-def _finite(x, name, *, positive=False, nonnegative=False):
+# beyond this a value overflows float32 arithmetic somewhere in a fit (squares of 1e19 do)
+LARGEST = 1e6
+
+
+def _finite(x, name, *, positive=False, nonnegative=False, largest=None):
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         raise ConfigError(f"{name} must be a finite number, got {x!r}")
     if positive and x <= 0:
         raise ConfigError(f"{name} must be positive, got {x}")
     if nonnegative and x < 0:
         raise ConfigError(f"{name} must be >= 0, got {x}")
+    if largest is not None and abs(x) > largest:
+        raise ConfigError(f"{name} must be at most {largest:g} in size, got {x:g} (larger values overflow float32)")
 
 
 def _int(x, name, lo, hi=None):
@@ -295,7 +301,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     _int(s.size, "size", 8, 4096)
     _int(s.crop_multiple, "crop_multiple", 1, 4096)
     _finite(s.pattern_fraction, "pattern fraction", nonnegative=True)
-    _finite(d.sigma, "sigma", nonnegative=True)
+    _finite(d.sigma, "sigma", nonnegative=True, largest=LARGEST)
+    if s.kind == "sines" and isinstance(s.amps, (tuple, list)):
+        for a in s.amps:
+            _finite(a, "amplitude", largest=LARGEST)
     _finite(d.cutoff, "noise cut-off", positive=True)
     _int(d.seed, "noise seed", 0)
     _finite(d.probe, "probe", nonnegative=True)
@@ -305,9 +314,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("probe (the SURE twin's perturbation of the observation) needs the denoise task")
     _int(f.iterations, "iterations", 1, 10_000_000)
     _finite(f.lr, "learning rate", positive=True)
-    _finite(f.reg_noise_std, "reg_noise_std", nonnegative=True)
+    _finite(f.reg_noise_std, "reg_noise_std", nonnegative=True, largest=LARGEST)
     if f.input_scale is not None:
-        _finite(f.input_scale, "input scale", positive=True)
+        _finite(f.input_scale, "input scale", positive=True, largest=LARGEST)
     _int(f.runs, "runs", 1, 4096)
     _int(f.seed, "seed", 0, 2**62)
     if f.vary not in VARY:

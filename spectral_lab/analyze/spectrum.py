@@ -146,8 +146,9 @@ def radial_bands(shape: tuple[int, int], n_bands: int | None = None) -> tuple[np
     empty = np.flatnonzero(np.bincount(band_index.ravel(), minlength=n_bands) == 0)
     if empty.size:
         raise AnalysisError(
-            f"{n_bands} bands are too many for a {height}x{width} image: band(s) {empty.tolist()} "
-            "hold no frequency sample; use fewer bands"
+            f"{n_bands} bands are too many for a {height}x{width} image: {empty.size} band(s) "
+            f"({', '.join(map(str, empty[:5].tolist()))}{', ...' if empty.size > 5 else ''}) hold no frequency "
+            f"sample; use fewer (the default for this size is {1 + max(1, min(height, width) // 4)})"
         )
     return band_index.astype(np.int64), np.concatenate([[0.0], ring_edges])
 

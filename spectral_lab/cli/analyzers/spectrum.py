@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...errors import AnalysisError
 from .._common import dump, fmt_it
-from . import analyzer
+from . import analyzer, check_run
 
 
 def _spectrum(a):
@@ -43,6 +43,7 @@ def plot_spectrum(a) -> int:
     from ...trajectory import open_trajectory
 
     res = _spectrum(a)
+    check_run(a.run, len(res.errors))
     with open_trajectory(a.file) as t:
         title = plot.title_of(t.config)
         if a.at:
@@ -53,8 +54,8 @@ def plot_spectrum(a) -> int:
             frames = [(i, t.frames(a.run)[i]) for i in a.at]
             fig = spectra_at_figure(frames, t.target, title=f"run {a.run}: {title}")
             extra = Path(a.output).with_name(Path(a.output).stem + "-at" + Path(a.output).suffix)
-            print(f"wrote {plot.save(fig, extra)}")
-    print(f"wrote {plot.save(spectrum_figure(res, run=a.run, title=title), a.output)}")
+            print(f"wrote {plot.save(fig, extra, overwrite=a.overwrite)}")
+    print(f"wrote {plot.save(spectrum_figure(res, run=a.run, title=title), a.output, overwrite=a.overwrite)}")
     return 0
 
 
