@@ -80,3 +80,15 @@ def test_the_quick_path_at_a_tiny_size_writes_its_tables_and_figures(tmp_path):
     assert res["dip"]["last"][0]["ssim"] == pytest.approx(float(res["curves"][0]["ssim"][-1]))
     table = (figures / "table.md").read_text()
     assert "DIP, ES-WMV stop" in table and "Table 6 (bear and penguin)" in table and "narrow" in table
+
+
+def test_the_estimate_of_a_blend_recording_takes_the_output_shape_since_a_blend_has_no_clean_image(tmp_path):
+    from spectral_lab.sweep import estimate_jobs
+
+    pairs = ("hat-zebra",)
+    cfg = replace(blending.QUICK, pairs=pairs, size=24, levels=2, channels=4, iterations=5, seeds=2,
+                  data=str(fake_data(tmp_path / "data", pairs)), out_dir=tmp_path)
+    est = estimate_jobs(blending.jobs(cfg))
+    assert est.shapes == [(3, 24, 24)]
+    assert est.seconds[0] > 0 and est.bytes[0] > 0
+    assert not list((tmp_path / "trajectories").rglob("*.h5"))  # an estimate writes no recording
