@@ -109,6 +109,7 @@ class Config(Experiment):
     (names of `VARIANTS`; ``paper`` on every pair, the others on ``variant_pairs``); ES-WMV's
     ``window`` and ``patience`` (in stored frames); Ω_T's half-width ``width`` (px); the band
     view's ``n_bands`` and settle ``threshold``; ``gfp_eps``: the ε values GFP is also read at;
+    ``gfp_noise``: σ of the white noise added to the alpha blend for GFP's noise reference;
     ``every``: the frame stride (1: every iteration's output is stored)."""
 
     data: str | None = None
@@ -128,6 +129,7 @@ class Config(Experiment):
     n_bands: int = 9
     threshold: float = 0.1
     gfp_eps: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-6)
+    gfp_noise: tuple[float, ...] = (0.003, 0.01, 0.03)
     every: int = 1
     name: str = NAME
 
@@ -259,13 +261,17 @@ def evaluate_file(path: Path, cfg: Config) -> dict:
         for scores, x in zip(dip[which], xs):
             scores.update(extra(x))
     baselines = {m: {**reference.scores[m], **extra(x)} for m, x in outputs.items()}
+    # GFP's reference: the alpha blend plus white noise of σ (seeded), to show what raises GFP
+    rng = np.random.default_rng(cfg.seed)
+    noisy = {s: [gfp(np.clip(outputs["alpha"] + rng.normal(0.0, s, outputs["alpha"].shape), 0, 1), fg, bg, eps=e)
+                 for e in cfg.gfp_eps] for s in cfg.gfp_noise}
     bands = {}
     for region in ("transition", "foreground", "background"):
         res = task_spectrum_file(path, region=region, n_bands=cfg.n_bands, threshold=cfg.threshold)
         bands[region] = np.array([[np.nan if v is None else v for v in times] for times in res.fill_times])
         edges = res.band_edges
     return {"file": path, "runs": runs, "iterations": int(its[-1]), "curves": curves, "frames": frames, "dip": dip,
-            "baselines": baselines, "band_edges": edges, "settle": bands, "outputs": outputs,
+            "baselines": baselines, "gfp_noise": noisy, "band_edges": edges, "settle": bands, "outputs": outputs,
             "chosen": {k: v[0] for k, v in chosen.items()}, "inputs": (fg, bg, mask, alpha, band)}
 
 
@@ -400,6 +406,9 @@ def report(cfg: Config, recorded) -> dict:
             values = ([res["baselines"][m]["gfp_eps"]] if m != "dip" else [r["gfp_eps"] for r in res["dip"]["last"]])
             eps_rows.append({"pair": pair, "method": m if m != "dip" else "DIP, last frame",
                              **{f"GFP ε={e:g}": _fmt([v[j] for v in values], "gfp") for j, e in enumerate(cfg.gfp_eps)}})
+        for sigma, values in res["gfp_noise"].items():
+            eps_rows.append({"pair": pair, "method": f"alpha + white noise σ={sigma:g}",
+                             **{f"GFP ε={e:g}": f"{v:.3f}" for e, v in zip(cfg.gfp_eps, values)}})
     eps_table = markdown_table(eps_rows)
 
     band_rows = []
@@ -428,9 +437,9 @@ def report(cfg: Config, recorded) -> dict:
     for pair, res in paper.items():
         sc = res["baselines"]
         d = res["dip"]
-        rows.append((pair, [*((f"{m}: SSIM_T {sc[m]['ssim']:.3f}", res["outputs"][m]) for m in ("alpha", "poisson",
-                                                                                                 "laplacian")),
-                            *((f"DIP {w} (it {res['frames'][w][0]}): SSIM_T {d[w][0]['ssim']:.3f}", res["chosen"][w])
+        rows.append((pair, [*((f"{m}\nSSIM_T {sc[m]['ssim']:.3f}", res["outputs"][m]) for m in ("alpha", "poisson",
+                                                                                              "laplacian")),
+                            *((f"DIP {w}, it {res['frames'][w][0]}\nSSIM_T {d[w][0]['ssim']:.3f}", res["chosen"][w])
                               for w in ("es_wmv", "best_ssim", "last"))]))
     figures.append(save(output_grid_figure(rows, title=f"Alpha, Poisson, Laplacian-pyramid and DIP blending (seed "
                                                        f"{cfg.seed}, variant paper); {what}"),
@@ -471,14 +480,16 @@ def report(cfg: Config, recorded) -> dict:
             + "\n".join(f"- `{v}`: {VARIANTS[v][0]}" for v in cfg.variants) + f"\n\n{variant_table}\n\n"
             f"Along the trajectory: the iteration where the seed-mean curve of each metric peaks (each seed's "
             f"peak in brackets), and the mean value there and at the last frame:\n\n{trajectory_table}\n\n"
-            f"GFP at other ε (variant paper):\n\n{eps_table}\n\n"
+            f"GFP at other ε (variant paper), and of the alpha blend plus white noise of σ (one draw, seed "
+            f"{cfg.seed}; clipped to [0, 1]):\n\n{eps_table}\n\n"
             f"Band view: median over seeds of the iteration from which E_b = P_b((x_t − x_T) w) / P_b(x_T w) stays "
             f"≤ {cfg.threshold:g} (x_T: the run's last frame; w: the region's weight), per radial band (upper edge, "
             f"cycles/px):\n\n{band_table}\n\nRecording time:\n\n{cost}\n\nFigures: "
             f"{', '.join(f.name for f in figures)}\n")
     numbers = {"config": cfg, "what": what,
                "files": {pair: {v: {"file": res["file"], "frames": res["frames"], "dip": res["dip"],
-                                    "baselines": res["baselines"], "band_edges": res["band_edges"],
+                                    "baselines": res["baselines"], "gfp_noise": res["gfp_noise"],
+                                    "band_edges": res["band_edges"],
                                     "settle": {k: v.tolist() for k, v in res["settle"].items()}}
                                 for v, res in by.items()} for pair, by in results.items()},
                "paper_tables": PAPER_TABLES, "seconds": seconds}

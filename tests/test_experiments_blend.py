@@ -75,11 +75,14 @@ def test_the_quick_path_at_a_tiny_size_writes_its_tables_and_figures(tmp_path):
     assert set(jet["baselines"]) == {"alpha", "poisson", "laplacian"}
     assert len(jet["dip"]["last"]) == 2 and set(jet["frames"]) == {"last", "es_wmv", "best_ssim"}
     assert all(it == 8 for it in jet["frames"]["last"])
+    assert sorted(map(float, jet["gfp_noise"])) == sorted(cfg.gfp_noise)
+    assert all(len(v) == len(cfg.gfp_eps) for v in jet["gfp_noise"].values())
     res = out["results"]["jet-beach"]["paper"]
     # the DIP's scores at its last frame are the curve's last entries, and a baseline is scored once
     assert res["dip"]["last"][0]["ssim"] == pytest.approx(float(res["curves"][0]["ssim"][-1]))
     table = (figures / "table.md").read_text()
     assert "DIP, ES-WMV stop" in table and "Table 6 (bear and penguin)" in table and "narrow" in table
+    assert "alpha + white noise σ=0.01" in table
 
 
 def test_the_estimate_of_a_blend_recording_takes_the_output_shape_since_a_blend_has_no_clean_image(tmp_path):
