@@ -43,7 +43,6 @@ from experiments._common import (SCHEMES, SamplerExperiment, fmt_mean_std, markd
                                  write_report)
 from spectral_lab.analyze.psnr import psnr, psnr_file, running_mean_curve
 from spectral_lab.analyze.spectrum import band_power, radial_bands
-from spectral_lab.analyze.stats import mean_std
 from spectral_lab.analyze.task_spectrum import missing_band_error
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.images import image_name, image_paths
@@ -60,34 +59,43 @@ SCALE2 = 255.0**2  # MSE in units of the 0-255 scale squared, as σ² = 625 for 
 class Config(SamplerExperiment):
     """See `SamplerExperiment` for the schemes and the DIP. ``image``: a file (default: Peppers
     when ../shared/data is there, else the sample photograph); ``schemes`` run at ``sigma``;
-    ``sweep_sigmas`` × ``sweep_schemes`` for Fig. 1 b (``sigma``'s own files are shared);
+    ``sweep_sigmas`` × ``sweep_schemes`` for Fig. 1 b, ``sweep_iterations`` steps each (None:
+    ``iterations``; ``sigma``'s own files are shared);
     ``tail``: the final share of the iterations over which the MSE to the observation is
     averaged; ``spectrum_bands``: radial bands of the spectrum table (DC + rings);
-    ``stride_check``: the stride K whose effect on the best PSNR is checked."""
+    ``stride_check``: the stride K whose effect on the best PSNR is checked; ``variants``: extra
+    files at ``sigma``, each ``SCHEME:FIELD=VALUE[;FIELD=VALUE]`` (numeric fields of this
+    Config, e.g. ``sgld:temperature=0`` or ``sgld_adam:reg_noise_std=0``): which setting carries
+    the effect."""
 
     image: str | None = None
     seeds: int = 1
     schemes: tuple[str, ...] = SCHEMES
     sweep_sigmas: tuple[float, ...] = (10.0, 25.0, 50.0)
     sweep_schemes: tuple[str, ...] = ("sgd", "sgld_adam", "sgld")
+    sweep_iterations: int | None = None
     tail: float = 0.1
     spectrum_bands: int = 5
     stride_check: int = 10
+    variants: tuple[str, ...] = ()
     name: str = NAME
 
 
 PRESETS = presets(
-    # 64x64 colour (Peppers ÷8), the lab's quick DIP (4 levels × 64 channels), 3000 steps: Adam
-    # peaks near iteration 130 and is back at the observation by ~1000; SGLD's burn-in 1000.
-    hour=Config(),
     # The paper's setting (Section 5.2): full-size images, the DIP of 5 levels × 128 channels,
     # 20 000 steps with a burn-in of 7 000, Adam and the released SGLD at lr 0.01.
-    paper=Config(size=None, downsample=1, levels=5, channels=128, iterations=20000, burn_in=7000, every=10,
-                 seeds=1, sweep_sigmas=(10.0, 25.0, 50.0)),
+    paper=Config(size=None, downsample=1, levels=5, channels=128, iterations=20000, burn_in=7000, every=10),
+    # 64x64 colour (Peppers ÷8), the lab's quick DIP (4 levels × 64 channels), 3000 steps: Adam
+    # peaks near iteration 130 and is back at the observation by ~1000; SGLD's burn-in 1000; the
+    # noise sweep (SGD and Eq. 8) 2000 steps: both MSEs have settled by then. Variants: Eq. 8 at
+    # temperature 0 (gradient descent at the same step) and at a 3x smaller step; the released
+    # SGLD without its input perturbation.
+    hour=Config(sweep_iterations=2000, sweep_schemes=("sgd", "sgld"),
+                variants=("sgld:temperature=0", "sgld:exact_lr=3", "sgld_adam:reg_noise_std=0")),
     # Minutes: 32x32 (Peppers ÷16), a 3-level DIP of 32 channels, 600 steps, burn-in 200.
     quick=Config(size=32, levels=3, channels=32, iterations=600, burn_in=200, sweep_sigmas=(25.0, 50.0)),
 )
-HOUR, PAPER, QUICK = PRESETS["hour"], PRESETS["paper"], PRESETS["quick"]
+PAPER, HOUR, QUICK = PRESETS["paper"], PRESETS["hour"], PRESETS["quick"]
 
 
 def image_of(cfg: Config) -> Path | None:
@@ -97,8 +105,29 @@ def image_of(cfg: Config) -> Path | None:
     return PEPPERS if PEPPERS.is_file() else None
 
 
+def variant(cfg: Config, spec: str) -> tuple[str, str, str, Config]:
+    """``(scheme, label, file tag, configuration)`` of a variant ``SCHEME:FIELD=VALUE[;...]``."""
+    scheme, sep, assigns = spec.partition(":")
+    if not sep or scheme not in SCHEMES:
+        raise SpectralLabError(f"variant {spec!r}: expected SCHEME:FIELD=VALUE with SCHEME one of {', '.join(SCHEMES)}")
+    numeric = {f for f, v in vars(cfg).items() if isinstance(v, float) and not isinstance(v, bool)}
+    changes = {}
+    for item in assigns.split(";"):
+        key, eq, value = item.partition("=")
+        try:
+            changes[key.strip()] = float(value)
+        except ValueError:
+            eq = ""
+        if not eq or key.strip() not in numeric:
+            raise SpectralLabError(f"variant {spec!r}: expected FIELD=NUMBER with FIELD one of {', '.join(sorted(numeric))}")
+    label = f"{scheme} ({', '.join(f'{k}={v:g}' for k, v in changes.items())})"
+    tag = f"{scheme}--" + "-".join(f"{k}{v:g}" for k, v in changes.items())
+    return scheme, label, tag, replace(cfg, **changes)
+
+
 def plan_jobs(cfg: Config) -> dict[tuple[float, str], Job]:
-    """(σ, scheme) -> Job: ``schemes`` at ``sigma`` and ``sweep_schemes`` at every ``sweep_sigmas``."""
+    """(σ, scheme) -> Job: ``schemes`` at ``sigma``, ``sweep_schemes`` at every ``sweep_sigmas``
+    and each variant at ``sigma`` (keyed by its label)."""
     if cfg.seeds < 1:
         raise SpectralLabError(f"seeds must be >= 1, got {cfg.seeds}")
     unknown = sorted((set(cfg.schemes) | set(cfg.sweep_schemes)) - set(SCHEMES))
@@ -117,8 +146,15 @@ def plan_jobs(cfg: Config) -> dict[tuple[float, str], Job]:
         if (sigma, scheme) in out:
             continue
         c = replace(cfg, sigma=sigma)
+        its = None if (sigma == cfg.sigma and scheme in cfg.schemes) else cfg.sweep_iterations
+        if its is not None and not cfg.burn_in < its:
+            raise SpectralLabError(f"the burn-in ({cfg.burn_in}) must end before the sweep's last iteration ({its})")
         out[(sigma, scheme)] = Job(cfg.paths.trajectory(f"{image_name(image)}--s{sigma:g}--{scheme}"),
-                                   c.image_config(c.scheme(scheme), image), scheme)
+                                   c.image_config(c.scheme(scheme, iterations=its), image), scheme)
+    for spec in cfg.variants:
+        scheme, label, tag, c = variant(cfg, spec)
+        out[(cfg.sigma, label)] = Job(cfg.paths.trajectory(f"{image_name(image)}--s{cfg.sigma:g}--{tag}"),
+                                      c.image_config(c.scheme(scheme), image), label)
     return out
 
 
@@ -226,12 +262,15 @@ def report(cfg: Config, recorded) -> dict:
                f"white noise σ={cfg.sigma:g}, DIP {cfg.levels} levels × {cfg.channels} channels, {cfg.iterations} "
                f"iterations, {cfg.seeds} seed(s)")
 
+    variants = {label: (scheme, c) for scheme, label, _, c in (variant(cfg, v) for v in cfg.variants)}
+    shown = {**{s: (s, cfg) for s in cfg.schemes}, **variants}
     rows = []
-    for s, a in main.items():
+    for s, (scheme, c) in shown.items():
+        a = analysis[(cfg.sigma, s)]
         rs = a["runs"]
         post = [r["posterior_psnr"] for r in rs if r["posterior_psnr"] is not None]
         rows.append({
-            "scheme": s, "setting": cfg.scheme(s).describe_fit(),
+            "scheme": s, "setting": c.scheme(scheme).describe_fit(),
             "best PSNR (it.)": f"{fmt_mean_std([r['best_psnr'] for r in rs])} "
                                f"({', '.join(str(r['best_iteration']) for r in rs)})",
             "final PSNR": fmt_mean_std([r["final_psnr"] for r in rs]),
@@ -279,8 +318,20 @@ def report(cfg: Config, recorded) -> dict:
     if cfg.sweep_sigmas:
         figures.append(save(mse_vs_noise_figure(
             [s**2 for s in cfg.sweep_sigmas], {f"{s} (last {cfg.tail:.0%})": v for s, v in sweep.items()},
-            title=f"000 Fig. 1 b: MSE to the noisy image after {cfg.iterations} iterations vs σ²; {img} {size}"),
+            title=f"000 Fig. 1 b: MSE to the noisy image at the end ({cfg.sweep_iterations or cfg.iterations} "
+                  f"iterations; σ = {cfg.sigma:g}: {cfg.iterations}) vs σ²; {img} {size}"),
             cfg.paths.figures / f"mse_vs_noise_{img}.png"))
+    if variants:
+        its_of = {label: analysis[(cfg.sigma, label)] for label in variants}
+        base = {s: main[s] for s in main if s in {scheme for scheme, _ in variants.values()}}
+        figures.append(save(sgld_curves_figure(
+            {k: (a["_its"], a["_psnr"]) for k, a in {**base, **its_of}.items()},
+            {k: (a["_its"], a["_mse"]) for k, a in {**base, **its_of}.items()},
+            posterior={f"{k} posterior mean": _mean(r["posterior_psnr"] for r in a["runs"])
+                       for k, a in {**base, **its_of}.items() if a["burn_in"] is not None},
+            observed_psnr=first["observed_psnr"], noise_levels={"σ²": cfg.sigma**2, "‖y−x*‖²/N": first["noise_energy"]},
+            burn_in=cfg.burn_in, title=f"Variants (which setting carries the effect): {setting}"),
+            cfg.paths.figures / f"variants_{img}.png"))
     figures.append(save(band_ratio_figure(
         fine_edges, fine_ratios, ylabel="error power per band P_b(x − x*) / P_b(x*)",
         title=f"Which bands each estimate gets wrong (mean over seeds): {setting}"), cfg.paths.figures / f"bands_{img}.png"))
@@ -299,6 +350,8 @@ def report(cfg: Config, recorded) -> dict:
             f"(cycles/pixel), mean over seeds\n\n{spec_table}\n\nFigures: {', '.join(f.name for f in figures)}\n")
     numbers = {"config": cfg, "setting": setting, "schemes": {s: {k: v for k, v in a.items() if not k.startswith("_")}
                                                              for s, a in main.items()},
+               "variants": {label: {k: v for k, v in analysis[(cfg.sigma, label)].items() if not k.startswith("_")}
+                            for label in variants},
                "sweep": {f"{sig:g}": {s: {k: v for k, v in analysis[(sig, s)].items() if not k.startswith("_")}
                                       for s in cfg.sweep_schemes} for sig in cfg.sweep_sigmas},
                "spectrum": {"band_edges": edges.tolist(), "error_power": {k: v.tolist() for k, v in ratios.items()},

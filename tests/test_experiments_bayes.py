@@ -175,3 +175,14 @@ def test_the_dip_and_both_gps_inpaint_and_are_scored_in_the_holes(tmp_path, imag
 def test_bayes_dip_gp_refuses_no_channels(tmp_path):
     with pytest.raises(SpectralLabError, match="channels"):
         bayes_dip_gp.jobs(replace(bayes_dip_gp.QUICK, channels=(), out_dir=tmp_path))
+
+
+def test_a_variant_changes_numeric_fields_of_one_scheme_and_names_its_file(tmp_path):
+    cfg = replace(bayes_sgld.QUICK, variants=("sgld:temperature=0;exact_lr=3",), out_dir=tmp_path)
+    scheme, label, tag, changed = bayes_sgld.variant(cfg, cfg.variants[0])
+    assert (scheme, label, tag) == ("sgld", "sgld (temperature=0, exact_lr=3)", "sgld--temperature0-exact_lr3")
+    (job,) = [j for j in bayes_sgld.jobs(cfg) if j.label == label]
+    assert job.config.fit.optimizer_options["temperature"] == 0.0 and job.config.fit.lr == 3.0
+    for bad in ("nope:temperature=0", "sgld:levels=3", "sgld:temperature=hot", "sgld"):
+        with pytest.raises(SpectralLabError, match="variant"):
+            bayes_sgld.variant(cfg, bad)

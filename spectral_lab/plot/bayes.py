@@ -111,13 +111,14 @@ def uncertainty_figure(clean: np.ndarray, observed: np.ndarray, mean: np.ndarray
                        error: np.ndarray, *, captions: Mapping[str, str] | None = None, title: str) -> Figure:
     """000_... Fig. 1 c–d: the clean image, the observation, the posterior mean (images ``(C, H,
     W)`` in [0, 1]), the posterior standard deviation and the mean's absolute error (maps ``(H,
-    W)``, the same colour scale, with a colour bar)."""
+    W)``, each from 0 to its 99.5th percentile, with a colour bar)."""
     captions = dict(captions or {})
     fig, axes = plt.subplots(1, 5, figsize=(17, 3.8))
     for ax, key, img in zip(axes[:3], ("clean", "observation", "posterior mean"), (clean, observed, mean)):
         show_image(ax, img, captions.get(key, key))
-    top = float(max(np.percentile(std, 99.5), np.percentile(error, 99.5), 1e-12))
     for ax, key, m in zip(axes[3:], ("posterior std", "|error| of the mean"), (std, error)):
+        # each map on its own scale (the spread is often far below the error): read the colour bars
+        top = float(max(np.percentile(m, 99.5), 1e-12))
         im = ax.imshow(m, cmap="inferno", vmin=0, vmax=top, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])
