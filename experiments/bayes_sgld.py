@@ -46,12 +46,12 @@ from spectral_lab.analyze.spectrum import band_power, radial_bands
 from spectral_lab.analyze.task_spectrum import missing_band_error
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.images import image_name, image_paths
+from spectral_lab.optim import is_sampler
 from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "bayes_sgld"
 PEPPERS = shared_data("denoising9", "image_Peppers512rgb.png")
-SAMPLERS = ("sgld_adam", "sgld")
 SCALE2 = 255.0**2  # MSE in units of the 0-255 scale squared, as σ² = 625 for σ = 25
 
 
@@ -218,9 +218,9 @@ def spectrum_rows(cfg: Config, analysis: dict[str, dict], n_bands: int) -> tuple
     ref = band_power(clean[None], n_bands)[0]
     kinds = {"observation": [observed]}
     for scheme, a in analysis.items():
-        wanted = ("posterior mean", "last frame") if scheme in SAMPLERS else ("best frame", "last frame")
+        wanted = ("posterior mean", "last frame") if is_sampler(scheme) else ("best frame", "last frame")
         for what in wanted:
-            label = f"{scheme} {what}" if not (scheme in SAMPLERS and what == "last frame") else f"{scheme} last sample"
+            label = f"{scheme} {what}" if not (is_sampler(scheme) and what == "last frame") else f"{scheme} last sample"
             kinds[label] = [img[what] for img in a["_images"] if what in img]
     rows, ratios = [], {}
     for label, imgs in kinds.items():
@@ -294,7 +294,7 @@ def report(cfg: Config, recorded) -> dict:
             m = _mean(r["mse_tail"] for r in a["runs"])
             sweep[s].append(m)
             row[f"{s}: MSE to y"] = f"{m:.1f}"
-            row[f"{s}: PSNR"] = (fmt_mean_std([r["posterior_psnr"] for r in a["runs"]]) + " (mean)" if s in SAMPLERS
+            row[f"{s}: PSNR"] = (fmt_mean_std([r["posterior_psnr"] for r in a["runs"]]) + " (mean)" if is_sampler(s)
                                  else fmt_mean_std([r["best_psnr"] for r in a["runs"]]) + " (best)")
         sweep_rows.append(row)
     sweep_table = markdown_table(sweep_rows)
@@ -305,11 +305,11 @@ def report(cfg: Config, recorded) -> dict:
 
     figures = []
     psnr_curves = {s: (a["_its"], a["_psnr"]) for s, a in main.items()}
-    averaged = {f"{s} moving avg": (a["_its"], a["_ema"]) for s, a in main.items() if s not in SAMPLERS}
+    averaged = {f"{s} moving avg": (a["_its"], a["_ema"]) for s, a in main.items() if not is_sampler(s)}
     averaged.update({f"{s} running posterior mean": (a["_running"][0][0], np.stack([c for _, c in a["_running"]]))
                      for s, a in main.items() if a["_running"]})
     posterior = {f"{s} posterior mean": _mean(r["posterior_psnr"] for r in a["runs"])
-                 for s, a in main.items() if s in SAMPLERS}
+                 for s, a in main.items() if is_sampler(s)}
     figures.append(save(sgld_curves_figure(
         psnr_curves, {s: (a["_its"], a["_mse"]) for s, a in main.items()}, averaged=averaged, posterior=posterior,
         observed_psnr=first["observed_psnr"], noise_levels={"σ²": cfg.sigma**2, "‖y−x*‖²/N": first["noise_energy"]},

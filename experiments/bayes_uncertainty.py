@@ -40,6 +40,7 @@ from spectral_lab.analyze.psnr import psnr_file
 from spectral_lab.analyze.uncertainty import uncertainty_file
 from spectral_lab.config import DegradeConfig, SignalConfig
 from spectral_lab.errors import SpectralLabError
+from spectral_lab.optim import is_sampler
 from spectral_lab.images import image_name, image_paths
 from spectral_lab.problem import make_problem
 from spectral_lab.sweep import Job
@@ -47,7 +48,6 @@ from spectral_lab.trajectory import open_trajectory
 
 NAME = "bayes_uncertainty"
 CAMERAMAN = shared_data("inpainting11", "Cameraman256.png")
-SAMPLERS = ("sgld_adam", "sgld")
 
 
 @dataclass(frozen=True)
@@ -163,7 +163,7 @@ def report(cfg: Config, recorded) -> dict:
                      "last frame, hole": fmt_mean_std(entry["final_hole"]),
                      "posterior mean, hole": fmt_mean_std(entry["posterior_hole"]) if entry["posterior_hole"] else "—",
                      "posterior mean, all": fmt_mean_std(entry["posterior_all"]) if entry["posterior_all"] else "—"})
-        if scheme in SAMPLERS:
+        if is_sampler(scheme):
             with open_trajectory(job.path) as t:
                 per_run = [uncertainty_file(t, r, edge_fraction=cfg.edge_fraction, flat_fraction=cfg.flat_fraction)
                            for r in range(t.n_runs)]

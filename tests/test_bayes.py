@@ -135,6 +135,33 @@ def test_sgld_resolves_a_burn_in_when_none_is_given(tiny_config):
     assert cfg.record.burn_in == 70
 
 
+def test_a_sampler_is_what_its_registry_entry_declares(tiny_config):
+    from spectral_lab.optim import OPTIMIZERS
+
+    def toy(params, *, lr, generators):
+        return torch.optim.SGD(params, lr=lr)
+
+    OPTIMIZERS.add("toy_sampler", toy, help="a toy posterior sampler", sampler=True)
+    try:
+        cfg = validate(_with(tiny_config, fit={"optimizer": "toy_sampler", "iterations": 100}))
+        assert cfg.record.burn_in == 35
+    finally:
+        OPTIMIZERS.remove("toy_sampler")
+    assert validate(_with(tiny_config, fit={"optimizer": "adam", "iterations": 100})).record.burn_in is None
+
+
+def test_record_takes_the_optimisers_own_learning_rate_unless_lr_is_given(capsys):
+    from spectral_lab.cli import make_parser
+    from spectral_lab.cli.record import build_config
+
+    def lr(*flags):
+        return build_config(make_parser().parse_args(["record", "--signal", "triangle", *flags])).fit.lr
+
+    assert lr("--optimizer", "sgld") == 10.0  # its entry's default_lr: the presets' rates are Adam's
+    assert lr("--optimizer", "sgld", "--lr", "0.5") == 0.5
+    assert lr("--optimizer", "sgld_adam") == lr()  # Adam's scale: the preset's rate
+
+
 def test_record_sgld_on_the_cli_and_score_its_posterior_mean(tmp_path, capsys):
     out = tmp_path / "cli.h5"
     code, _, err = run_cli(capsys, "record", "--signal", "triangle", "--size", "16", "--model", "dip", "--levels",
