@@ -193,7 +193,7 @@ def setting(cfg: Config, variant: str) -> Setting:
     """The DIP and its optimisation under ``variant``."""
     fit = {"reg_noise_std": cfg.reg_noise_std, **VARIANTS[variant][1]}
     return Setting(variant, "dip", {"levels": cfg.levels, "down": cfg.channels, "up": cfg.channels}, lr=cfg.lr,
-                   iterations=cfg.iterations, input_dist="uniform", input_scale=0.1, **fit)
+                   iterations=cfg.iterations, input_dist="uniform", input_scale=0.1, every=cfg.every, **fit)
 
 
 def jobs(cfg: Config) -> list[Job]:
@@ -208,7 +208,7 @@ def jobs(cfg: Config) -> list[Job]:
         for variant in _variants(cfg, pair):
             rc = run_config(setting(cfg, variant), signal, runs=cfg.seeds, seed=cfg.seed, device=cfg.device,
                             task="blend", operator_options={"mask": str(files["mask"])},
-                            loss_options=VARIANTS[variant][2], every=cfg.every)
+                            loss_options=VARIANTS[variant][2])
             # one folder per preset: the quick files must not overwrite the hour's
             path = cfg.paths.trajectory(f"{cfg.preset}/{pair}-{cfg.size}--{variant}")
             out.append(Job(path, rc, f"{pair}--{variant}"))
