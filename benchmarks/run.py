@@ -32,7 +32,7 @@ import bench_training as T  # noqa: E402
 import _nets as N  # noqa: E402
 from _harness import load_average, machine_info, mm_peak_gflops  # noqa: E402
 
-SECTIONS = ("threads", "recording", "batching", "floor", "limit", "peers", "startup", "cli", "analyzers", "storage")
+SECTIONS = ("threads", "recording", "batching", "floor", "limit", "precision", "peers", "startup", "cli", "analyzers", "storage")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             T.batching(T.Budget(budget.sample_seconds, 3, True), [N.CONV256, N.DIP_SMALL], per_iteration)
         peak = max(peaks[threads], _peak_at(threads))  # again: the machine's load changes
         T.physical_limit(per_iteration, peak, threads)
+    if "precision" in sections:
+        T.precision(budget)
     if "peers" in sections:
         bench_peers.peers(budget)
     if "startup" in sections:
