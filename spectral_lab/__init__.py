@@ -11,7 +11,9 @@ stays fast and the CLI does not pay for torch where it does not fit anything):
 - models: `build_model(name, signal_shape=..., runs=...)`, the registries `MODELS`,
   `OPTIMIZERS`, `OPERATORS`, `LOSSES`, `RULES`;
 - analyzers (streamed over a file or an open trajectory): `analyze_amplitudes_file`,
-  `divergence_file`, `spectrum_file`, `psnr_file`, `stop_file`, `noise_fit_file`.
+  `divergence_file`, `spectrum_file`, `psnr_file`, `stop_file`, `noise_fit_file`;
+- many files: `run_sweep(jobs, executor)` and `open_executor(kind)` (local processes, Dask,
+  Slurm), `catalogue(folder)` (a pandas DataFrame of every trajectory under a folder).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _EXPORTS = {
     "analyze_amplitudes_file": "analyze.amplitudes", "divergence_file": "analyze.divergence",
     "spectrum_file": "analyze.spectrum", "psnr_file": "analyze.psnr", "stop_file": "analyze.stopping",
     "noise_fit_file": "analyze.noise_fit",
+    "catalogue": "trajectory_index", "run_sweep": "executors", "open_executor": "executors",
 }
 __all__ = ["__version__", *_EXPORTS]
 

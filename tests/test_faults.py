@@ -6,14 +6,13 @@ Every case must end as the README's fault table says: one line on stderr, a nonz
 the command failed, no traceback, no crash of the process (no negative return code), no hidden
 file left behind, and every file that exists valid (``check``). The outcomes are tallied in
 ``FAULTS``; with ``SPECTRAL_LAB_FAULT_TABLE=path`` they are added to that JSON file (the
-reliability tests write it too) when the module ends.
+reliability tests add theirs too) when the module ends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from _fakes import run_cli
+from _fakes import add_fault_rows, run_cli
 
 from spectral_lab.trajectory import check_trajectory, open_trajectory
 from spectral_lab.trajectory import schema as S
@@ -43,11 +42,7 @@ def tally(name: str, outcome: str, message: str = "") -> None:
 @pytest.fixture(scope="module", autouse=True)
 def fault_table():
     yield FAULTS
-    target = os.environ.get("SPECTRAL_LAB_FAULT_TABLE")
-    if target:
-        path = Path(target)
-        rows = json.loads(path.read_text()) if path.exists() else []
-        path.write_text(json.dumps(rows + list(FAULTS.values()), indent=2))
+    add_fault_rows(FAULTS.values())
 
 
 def _cli(env, *argv, timeout=300, patch_space_check=False):

@@ -4,7 +4,7 @@ Every error spectral_lab raises on purpose becomes one line on stderr and a nonz
 1 for bad input or a bad file, 3 when the optimisation diverged, 130 when interrupted.
 
 One module per subcommand (``record``, ``files`` for info/check/repair/models, ``export``,
-``analyzers/`` for analyze and plot). Only the chosen subcommand's parser is built in full: its choices come
+``analyzers/`` for analyze and plot, ``sweep``, ``catalogue``, ``report``). Only the chosen subcommand's parser is built in full: its choices come
 from the registries (models, optimisers, stopping rules, ...), and building them imports
 what they register — torch for ``record`` — which ``info`` or ``analyze`` do not need.
 Modules named in ``$SPECTRAL_LAB_PLUGINS`` are imported first, so their entries appear.
@@ -54,6 +54,14 @@ def _analysis(verb: str) -> Callable:
     return add
 
 
+def _module(name: str) -> Callable:
+    def add(sub) -> None:
+        import importlib
+
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return add
+
+
 # name -> (builder of its parser, one-line help)
 COMMANDS: dict[str, tuple[Callable, str]] = {
     "record": (_record, "fit R runs and record every output to an HDF5 trajectory file"),
@@ -65,6 +73,10 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "models": (_files("models"), "list the model families, their options and parameter counts"),
     "analyze": (_analysis("analyze"), "compute an analysis of a trajectory file"),
     "plot": (_analysis("plot"), "draw an analysis of a trajectory file"),
+    "sweep": (_module("sweep"), "record every point of a grid or list of configurations, on local processes, Dask "
+                                "or Slurm"),
+    "catalogue": (_module("catalogue"), "one table of every trajectory file under a folder (CSV or Parquet)"),
+    "report": (_module("report"), "a static HTML page of an output folder's figures, tables and catalogue"),
 }
 
 

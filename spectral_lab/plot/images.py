@@ -66,18 +66,25 @@ def spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
     im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges,
                           title=f"run {run}: |P_out − P_{result.reference}| / P_{result.reference} per band")
     fig.colorbar(im, ax=axes[0], label="relative error")
-    ax = axes[1]
-    edges = result.band_edges
-    for r, times in enumerate(result.time_to_fit):
-        t = [np.nan if v is None else v for v in times]
-        ax.plot(edges[1:], t, "o-", markersize=3, label=f"run {r}")
-    ax.set_xlabel("band upper edge (cycles/pixel)")
-    ax.set_ylabel(f"time to fit (error ≤ {result.threshold:g} from then on), iterations")
-    ax.set_title("per-band time to fit (missing = never)", fontsize=9)
-    ax.legend(fontsize=8)
+    _band_times(axes[1], result.band_edges, result.time_to_fit,
+                ylabel=f"time to fit (error ≤ {result.threshold:g} from then on), iterations",
+                title="per-band time to fit (missing = never)")
     fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _band_times(ax, edges: np.ndarray, times_per_run, *, ylabel: str, title: str, marks=()) -> None:
+    """Each run's iteration per band (None = never: a gap), against the band's upper edge;
+    ``marks``: (frequency, label) vertical lines."""
+    for r, times in enumerate(times_per_run):
+        ax.plot(edges[1:], [np.nan if v is None else v for v in times], "o-", markersize=3, label=f"run {r}")
+    for freq, label in marks:
+        ax.axvline(freq, color="k", linestyle="--", linewidth=1, label=label)
+    ax.set_xlabel("band upper edge (cycles/pixel)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
 
 
 def task_spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
@@ -88,21 +95,13 @@ def task_spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
     im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges, vmax=2.0,
                           title=f"run {run}: error of the missing content {where}, per band (E_b)")
     fig.colorbar(im, ax=axes[0], label="P_b(error) / P_b(clean)")
-    ax = axes[1]
-    edges = result.band_edges
-    for r, times in enumerate(result.fill_times):
-        ax.plot(edges[1:], [np.nan if v is None else v for v in times], "o-", markersize=3, label=f"run {r}")
-    if result.observed_nyquist is not None:
-        for a in axes:
-            if a is axes[0]:
-                a.axhline(result.observed_nyquist, color="w", linestyle="--", linewidth=1)
-            else:
-                a.axvline(result.observed_nyquist, color="k", linestyle="--", linewidth=1,
-                          label=f"observation's Nyquist {result.observed_nyquist:g}")
-    ax.set_xlabel("band upper edge (cycles/pixel)")
-    ax.set_ylabel(f"fill time (E_b ≤ {result.threshold:g} from then on), iterations")
-    ax.set_title("when each band of the missing content is restored (missing = never)", fontsize=9)
-    ax.legend(fontsize=8)
+    nyquist = result.observed_nyquist
+    if nyquist is not None:
+        axes[0].axhline(nyquist, color="w", linestyle="--", linewidth=1)
+    _band_times(axes[1], result.band_edges, result.fill_times,
+                ylabel=f"fill time (E_b ≤ {result.threshold:g} from then on), iterations",
+                title="when each band of the missing content is restored (missing = never)",
+                marks=() if nyquist is None else [(nyquist, f"observation's Nyquist {nyquist:g}")])
     fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
