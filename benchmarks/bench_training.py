@@ -312,3 +312,29 @@ def cli_end_to_end(b: Budget, threads: int | None) -> Table:
         t.add(iterations, fmt_s(s.median("single")), fmt_s(s.median("batched")), ratio_cell(r),
               goal_cell(r[0], 0.6), fmt_s(startup))
     return t
+
+
+# --------------------------------------------------------------------------- bf16 autocast
+
+def precision(b: Budget) -> Table:
+    """``fit(precision="bf16")`` ÷ ``fit(precision="fp32")`` per iteration, same state size."""
+    t = Table("Precision: bf16 autocast ÷ fp32, per iteration (spectral_lab.fit, no callbacks)",
+              ["case", "runs", "fp32 / iteration", "bf16 / iteration", "bf16 ÷ fp32, wall [range]", "bf16 ÷ fp32, CPU"])
+    for case, runs in ((N.CONV256, 2), (N.DIP_SMALL, 1), (N.DIP_DEFAULT, 1)):
+        trains = {}
+        for p in ("fp32", "bf16"):
+            net, z, y = N.package_net(case, runs)
+            state = make_fit_state(net, lr=N.LR[case.model])
+
+            def train(n: int, state=state, z=z, y=y, p=p) -> None:
+                state.iteration = 0
+                fit(state, z, y, iterations=n, precision=p)
+
+            trains[p] = train
+        n = calibrate(lambda: trains["fp32"](1), b.sample_seconds)
+        s = interleave({p: (lambda f=f: f(n)) for p, f in trains.items()}, b.rounds, units={p: n for p in trains})
+        t.add(case.label, runs, fmt_s(s.median("fp32")), fmt_s(s.median("bf16")), ratio_cell(s.ratio("bf16", "fp32")),
+              f"{s.ratio('bf16', 'fp32', clock='cpu')[0]:.2f}")
+    t.note("bf16: torch.autocast(bfloat16) around forward and loss; parameters, Adam state and stored frames stay "
+           "float32. Its effect on the science: experiments/results/precision.md")
+    return t

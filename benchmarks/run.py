@@ -27,13 +27,15 @@ import torch  # noqa: E402
 
 import bench_files  # noqa: E402
 import bench_kernel  # noqa: E402
+import bench_peers  # noqa: E402
+import bench_startup  # noqa: E402
 import bench_sweep  # noqa: E402
 import bench_training as T  # noqa: E402
 import _nets as N  # noqa: E402
 from _harness import load_average, machine_info, mm_peak_gflops  # noqa: E402
 
-SECTIONS = ("threads", "recording", "batching", "floor", "limit", "cli", "analyzers", "storage", "sweep", "catalogue",
-            "kernel")
+SECTIONS = ("threads", "recording", "batching", "floor", "limit", "precision", "peers", "startup", "cli", "analyzers",
+            "storage", "sweep", "catalogue", "kernel")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
             T.batching(T.Budget(budget.sample_seconds, 3, True), [N.CONV256, N.DIP_SMALL], per_iteration)
         peak = max(peaks[threads], _peak_at(threads))  # again: the machine's load changes
         T.physical_limit(per_iteration, peak, threads)
+    if "precision" in sections:
+        T.precision(budget)
+    if "peers" in sections:
+        bench_peers.peers(budget)
+    if "startup" in sections:
+        bench_startup.startup(budget, threads)
     if "cli" in sections:
         T.cli_end_to_end(budget, threads)
     if "analyzers" in sections:

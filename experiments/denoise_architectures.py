@@ -1,6 +1,6 @@
 """Paper Table 1 / appendix Table 2: which architectures denoise? Best PSNR along the trajectory.
 
-    python experiments/denoise_architectures.py [--quick | --preset quick|hour|paper]
+    python experiments/denoise_architectures.py [--quick | --preset quick|hour|night|paper]
         [--images PATH] [--seeds R] [--out-dir DIR] [--estimate-only] [--set FIELD=VALUE]
 
 Four models, each with its own budget (``Config.models``: options, Adam learning rate,
@@ -85,12 +85,18 @@ PRESETS = presets(
     # a 3-level DIP of 128 channels (5 levels need sides >= 64), the paper's other models unchanged.
     hour=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 128, "up": 128}, iterations=600),
                                               (300, 150), 2000)),
+    # One night on these 2 cores (2 workers, 1 thread each) for the nine images: the paper's 128×128 (×4) and
+    # networks, 3 seeds, budgets cut to what a night holds: the DIP to 1500 steps, the ReLUNet to 800 full-batch
+    # steps (the paper: 50 000 mini-batch steps of 2048 pixels; a full-batch step at 128² costs ~8× one). Every
+    # frame stored: with the DIP's input perturbation its PSNR jumps from frame to frame, and even every 2nd frame
+    # moved the best PSNR by 0.10 dB (experiments/results/precision.md, "Frame stride").
+    night=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=1500), (1000, 300), 800)),
     # A few minutes on 2 cores for one image: 32×32, a narrow DIP; the paper's ReLUNet (width 256), which
     # at 32×32 peaks within 600–1200 steps on the nine images (`hour`) and at ~1200–1500 on the photograph.
     quick=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=400),
                                                (300, 100), 2500)),
 )
-PAPER, HOUR, QUICK = PRESETS["paper"], PRESETS["hour"], PRESETS["quick"]
+PAPER, HOUR, NIGHT, QUICK = PRESETS["paper"], PRESETS["hour"], PRESETS["night"], PRESETS["quick"]
 
 
 def jobs(cfg: Config) -> list[Job]:

@@ -37,6 +37,8 @@ SIGNAL_KINDS = ("sines", "image", "triangle")
 # 35 % of the iterations (000_…, 7K of 20K)
 SAMPLER_BURN_IN = 0.35
 VARY = ("both", "weights", "input")
+PRECISIONS = ("fp32", "bf16")  # fit.precision: float32, or the forward pass under bfloat16 autocast
+NOISE_DEVICES = ("cpu", "device")  # fit.noise_device: where per-run noise is drawn
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,13 @@ class FitConfig:
     ``optimizer`` is an entry of `spectral_lab.optim.OPTIMIZERS`, ``optimizer_options`` its
     keyword options (stored in the file's config like every other field). ``input_image``:
     a guide image used as the network's input z instead of noise (flash / no-flash); every
-    run then shares it and runs differ in their weights."""
+    run then shares it and runs differ in their weights.
+
+    ``precision``: 'fp32', or 'bf16' for the forward pass under bfloat16 autocast (faster on
+    hardware with bf16 arithmetic; it moves the outputs: experiments/results/precision.md).
+    ``compile``: run the network through ``torch.compile``. ``noise_device``: where the input
+    perturbation and SGLD's noise are drawn — 'cpu' (the same numbers on every device) or
+    'device' (on the network's device: no host work per step, other numbers on a GPU)."""
 
     iterations: int = 300
     lr: float = 1e-4
@@ -133,6 +141,9 @@ class FitConfig:
     seed: int = 0
     vary: str = "both"
     device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    noise_device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -327,6 +338,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     _int(f.seed, "seed", 0, 2**62)
     if f.vary not in VARY:
         raise ConfigError(f"unknown --vary {f.vary!r}; choose from {', '.join(VARY)}")
+    if f.precision not in PRECISIONS:
+        raise ConfigError(f"unknown precision {f.precision!r}; choose from {', '.join(PRECISIONS)}")
+    if not isinstance(f.compile, bool):
+        raise ConfigError(f"compile must be true or false, got {f.compile!r}")
+    if f.noise_device not in NOISE_DEVICES:
+        raise ConfigError(f"unknown noise device {f.noise_device!r}; choose from {', '.join(NOISE_DEVICES)}")
     _finite(r.flush_seconds, "flush interval", positive=True)
     _finite(r.checkpoint_seconds, "checkpoint interval", nonnegative=True)
     _int(r.every, "frame stride (--every)", 1, max(1, f.iterations))

@@ -18,18 +18,19 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
+from .config import PRECISIONS
 from .errors import ConfigError
 from .models.base import RunNet
 from .losses import mse
 from .operators import Identity
 from .optim import make_optimizer
-from .seeding import stream_seed
+from .seeding import run_normal, stream_seed
 
-__all__ = ["Callback", "FitState", "FitResult", "fit", "make_fit_state", "GENERATOR_STREAMS"]
+__all__ = ["Callback", "FitState", "FitResult", "Diverged", "fit", "make_fit_state", "GENERATOR_STREAMS", "PRECISIONS"]
 
 
 MAX_LR = 1e30
@@ -44,14 +45,25 @@ class FitState:
     draws from, and the iteration whose forward pass comes next (frames ``< iteration``
     have been produced).
 
-    ``generators`` maps a use to one CPU generator per run: ``input_noise`` (the input
-    perturbation of every step) and ``optimizer`` (noise an optimiser draws itself, SGLD).
+    ``generators`` maps a use to one generator per run: ``input_noise`` (the input
+    perturbation of every step) and ``optimizer`` (noise an optimiser draws itself, SGLD);
+    on the CPU (the same numbers on every device) unless made with ``noise_device``.
+    ``optimizer``: a `spectral_lab.optim.RunOptimizer` or any object with
+    ``torch.optim.Optimizer``'s interface.
     """
 
     net: RunNet
-    optimizer: torch.optim.Optimizer
+    optimizer: Any
     generators: dict[str, list[torch.Generator]]
     iteration: int = 0
+    watch: Any = field(default=None, repr=False, compare=False)  # set while `fit` runs
+
+    def check_finite(self) -> None:
+        """Check that the losses of every frame produced so far are finite (one host-device
+        synchronisation; none when the fit has checked them already); raises `Diverged`.
+        For a callback about to write frames when the fit checks only every few steps."""
+        if self.watch is not None:
+            self.watch.check()
 
     @property
     def noise_generators(self) -> list[torch.Generator]:
@@ -107,24 +119,72 @@ class FitResult:
 
 
 def make_fit_state(net: RunNet, *, lr: float, optimizer: str = "adam", optimizer_options=None,
-                   noise_seeds: Sequence[int] | None = None, context=None) -> FitState:
+                   noise_seeds: Sequence[int] | None = None, context=None,
+                   noise_device: torch.device | str | None = None) -> FitState:
     """A fresh state: the optimiser over the stacked parameters, and per run one generator of
-    each stream in `GENERATOR_STREAMS`, seeded from ``noise_seeds`` (default 0..R-1)."""
+    each stream in `GENERATOR_STREAMS`, seeded from ``noise_seeds`` (default 0..R-1), on the
+    CPU or on ``noise_device`` (`spectral_lab.seeding.run_normal`: the same seeds give other
+    numbers there; no copy from the host at each step)."""
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and 0 < lr <= MAX_LR):
         # above ~1e37 Adam's step size overflows float32 inside torch (a RuntimeError)
         raise ConfigError(f"learning rate must be a positive number up to {MAX_LR:g}, got {lr}")
     seeds = list(range(net.runs)) if noise_seeds is None else list(noise_seeds)
-    gens = {use: [torch.Generator().manual_seed(stream_seed(s, stream)) for s in seeds]
+    where = torch.device(noise_device or "cpu")
+    gens = {use: [torch.Generator(device=where).manual_seed(stream_seed(s, stream)) for s in seeds]
             for use, stream in GENERATOR_STREAMS.items()}
     opt = make_optimizer(optimizer, net.parameters(), lr=lr, generators=gens["optimizer"],
                          options=optimizer_options, context=context)
     return FitState(net=net, optimizer=opt, generators=gens)
 
 
+class Diverged(Exception):
+    """A loss was not finite: raised by `FitState.check_finite` (in the loop, or in a callback
+    that needs its frames checked before it writes them); the fit ends ``diverged``."""
+
+    def __init__(self, iteration: int, runs: list[int]) -> None:
+        super().__init__(f"loss is not finite at iteration {iteration} in run(s) {', '.join(map(str, runs))}")
+        self.iteration, self.runs = iteration, runs
+
+
+class _FiniteWatch:
+    """Whether each step's losses are finite, checked in blocks: the flags stay on the device
+    until a check, which costs one host-device synchronisation however many steps it covers."""
+
+    def __init__(self, first: int) -> None:
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.checked = first  # the frames before this iteration have finite losses
+
+    def add(self, iteration: int, per_run: torch.Tensor) -> None:
+        self.pending.append((iteration, torch.isfinite(per_run.detach())))
+
+    def check(self) -> None:
+        if not self.pending:
+            return
+        flags = torch.stack([f for _, f in self.pending])  # (steps, R)
+        ok = bool(flags.all())  # the one synchronisation
+        if ok:
+            self.checked = self.pending[-1][0] + 1
+            self.pending.clear()
+            return
+        row = int((~flags.all(dim=1)).nonzero()[0])
+        iteration = self.pending[row][0]
+        self.checked = iteration
+        self.pending.clear()
+        raise Diverged(iteration, [int(r) for r in torch.nonzero(~flags[row]).flatten()])
+
+
+def default_check_every(device: torch.device) -> int:
+    """Steps between two finiteness checks: 1 on the CPU (reading a CPU tensor does not wait for
+    anything, and the loop stops at the diverging step itself), 64 on a GPU, where each check
+    waits for the device to finish its queue."""
+    return 1 if device.type == "cpu" else 64
+
+
 def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
         op: Callable[[torch.Tensor], torch.Tensor] | None = None,
         loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, reg_noise_std: float = 0.0,
-        callbacks: Iterable[Callback] = (), should_stop: Callable[[], bool] | None = None) -> FitResult:
+        callbacks: Iterable[Callback] = (), should_stop: Callable[[], bool] | None = None,
+        precision: str = "fp32", compile: bool = False, check_every: int | None = None) -> FitResult:
     """Run the DIP optimisation from ``state.iteration`` to ``iterations``.
 
     Parameters
@@ -147,49 +207,73 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
     should_stop : callable, optional
         Polled once per step; when it returns True the loop stops after the current
         step with status ``interrupted``.
+    precision : 'fp32' or 'bf16'
+        'bf16': the network's forward pass under ``torch.autocast`` in bfloat16 (its output
+        and the loss in float32; parameters and optimiser state stay float32). Faster where
+        the hardware has bf16 arithmetic, but the outputs move (experiments/results/precision.md).
+    compile : bool
+        Run the network through ``torch.compile`` (the first steps compile; the numbers may
+        differ from eager mode in the last bits).
+    check_every : int, optional
+        Steps between two checks that every loss is finite (each check synchronises host and
+        device once); default `default_check_every`. With more than 1, callbacks may receive
+        the frames of a diverging step and up to ``check_every - 1`` after it before the fit
+        ends ``diverged`` at the first non-finite step; ``FitResult.frames`` says which are
+        valid, and a callback about to write frames calls ``state.check_finite()`` first.
     """
     op = op or Identity()
     loss = loss or mse
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     on_iteration = getattr(loss, "on_iteration", None)  # losses that anneal over the iterations
     callbacks = list(callbacks)
     net, opt = state.net, state.optimizer
+    forward = _compiled(net) if compile else net
+    autocast = precision == "bf16"
+    check_every = default_check_every(z.device) if check_every is None else max(1, int(check_every))
+    watch = state.watch = _FiniteWatch(state.iteration)
     net.train()
     started = time.perf_counter()
     result = FitResult("complete", state.iteration)
     for cb in callbacks:
         cb.on_start(state)
     try:
-        while state.iteration <= iterations:
-            i = state.iteration
-            for cb in callbacks:
-                cb.on_step_begin(state)
-            last = i == iterations
-            if on_iteration is not None:
-                on_iteration(i)
-            zi = z if reg_noise_std <= 0 else z + reg_noise_std * _noise(state.noise_generators, z)
-            with torch.set_grad_enabled(not last):
-                out = net(zi)
-                per_run = loss(op(out), y)
-            finite = torch.isfinite(per_run)
-            if not bool(finite.all()):
-                bad = [int(r) for r in torch.nonzero(~finite).flatten()]
-                kept = f"frames 0 to {i - 1} are kept" if i else "no frame is kept"
-                result = FitResult("diverged", i, f"loss is not finite at iteration {i} in run(s) "
-                                   f"{', '.join(map(str, bad))}; {kept}", bad)
-                break
-            detached = out.detach()
-            for cb in callbacks:
-                cb.on_frame(i, detached, per_run.detach())
-            if not last:
-                opt.zero_grad(set_to_none=True)
-                per_run.sum().backward()
-                opt.step()
-            state.iteration = i + 1
-            result.frames = state.iteration
-            if should_stop is not None and not last and should_stop():
-                result = FitResult("interrupted", state.iteration,
-                                   f"stopped after iteration {i}; resumable from iteration {state.iteration}")
-                break
+        try:
+            while state.iteration <= iterations:
+                i = state.iteration
+                for cb in callbacks:
+                    cb.on_step_begin(state)
+                last = i == iterations
+                if on_iteration is not None:
+                    on_iteration(i)
+                zi = z if reg_noise_std <= 0 else z + reg_noise_std * _noise(state.noise_generators, z)
+                with torch.set_grad_enabled(not last):
+                    with torch.autocast(z.device.type, dtype=torch.bfloat16, enabled=autocast):
+                        out = forward(zi)
+                    if autocast:
+                        out = out.float()
+                    per_run = loss(op(out), y)
+                watch.add(i, per_run)
+                if last or len(watch.pending) >= check_every:
+                    watch.check()
+                detached = out.detach()
+                for cb in callbacks:
+                    cb.on_frame(i, detached, per_run.detach())
+                if not last:
+                    opt.zero_grad(set_to_none=True)
+                    per_run.sum().backward()
+                    opt.step()
+                state.iteration = i + 1
+                result.frames = state.iteration
+                if should_stop is not None and not last and should_stop():
+                    result = FitResult("interrupted", state.iteration,
+                                       f"stopped after iteration {i}; resumable from iteration {state.iteration}")
+                    break
+            watch.check()
+        except Diverged as d:
+            i = d.iteration
+            kept = f"frames 0 to {i - 1} are kept" if i else "no frame is kept"
+            result = FitResult("diverged", i, f"{d}; {kept}", d.runs)
     except BaseException as exc:
         result = FitResult("failed", state.iteration, f"{type(exc).__name__}: {exc}")
         result.seconds = time.perf_counter() - started
@@ -199,15 +283,20 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
             except Exception:
                 pass  # the original error is the one to report
         raise
+    finally:
+        state.watch = None
     result.seconds = time.perf_counter() - started
     for cb in callbacks:
         cb.on_end(state, result)
     return result
 
 
+def _compiled(net: RunNet):
+    """``torch.compile`` of the network's forward (imported only when asked for: it brings in
+    torch._dynamo and inductor, seconds of start-up)."""
+    return torch.compile(net)
+
+
 def _noise(generators: Sequence[torch.Generator], z: torch.Tensor) -> torch.Tensor:
-    # Drawn on the CPU from per-run generators: identical on every device, and run r's noise
-    # does not depend on which other runs share its batch.
-    shape = z.shape[1:]
-    draws = torch.stack([torch.randn(shape, generator=g) for g in generators])
-    return draws.to(device=z.device, dtype=z.dtype)
+    # per-run generators: run r's noise does not depend on which other runs share its batch
+    return run_normal(generators, z.shape[1:], device=z.device, dtype=z.dtype)

@@ -1,6 +1,7 @@
 """Optimisers of the fit loop, as registry entries.
 
-An entry is a factory ``factory(params, *, lr, generators, **options) -> torch.optim.Optimizer``:
+An entry is a factory ``factory(params, *, lr, generators, **options) -> optimiser``, an object
+with ``torch.optim.Optimizer``'s interface (`RunOptimizer` or a torch optimiser):
 
 - ``params``: the stacked parameters of R runs (every tensor has the run as its leading
   dimension, see `spectral_lab.models._layers`); an elementwise update keeps the runs
@@ -24,35 +25,204 @@ observation on 64² DIP denoising where 0.01 stayed 5 dB below it, experiments/r
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+import copy
+from typing import Any, Callable, Iterable, Sequence
 
 import torch
 
 from .errors import ConfigError
 from .registry import Registry
+from .seeding import run_normal
 
-__all__ = ["OPTIMIZERS", "CONTEXT", "make_optimizer", "is_sampler", "SGLD"]
+__all__ = ["OPTIMIZERS", "CONTEXT", "make_optimizer", "is_sampler", "RunOptimizer", "Adam", "SGD", "SGLD"]
 
-OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry(
-    "optimizer", skip=("params", "lr", "generators"))
+OPTIMIZERS: Registry[Callable[..., Any]] = Registry("optimizer", skip=("params", "lr", "generators"))
 # what the fit can tell an optimiser that declares it needs it (``needs=`` of its entry)
 CONTEXT = ("n_observed", "noise_sigma")
 
 
+class RunOptimizer:
+    """The interface and checkpoint format of ``torch.optim.Optimizer`` — ``param_groups``,
+    ``state``, ``zero_grad``, ``step``, ``state_dict``, ``load_state_dict`` — without its
+    machinery: torch wraps those methods in ``torch._disable_dynamo``, whose first call imports
+    ``torch._dynamo`` (about a second, most of a short recording's start-up; benchmarks/README.md).
+
+    ``state_dict()`` is torch's dict (parameters by index, groups without their tensors), so a
+    checkpoint written by ``torch.optim.Adam(fused=True)`` or ``torch.optim.SGD(foreach=True)``
+    loads here and one written here loads there. Subclasses implement ``step``.
+    """
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        params = list(params)
+        groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+        self.param_groups: list[dict[str, Any]] = []
+        for g in groups:
+            group = {**self.defaults, **g, "params": list(g["params"])}
+            for p in group["params"]:
+                if not isinstance(p, torch.Tensor) or not p.is_leaf:
+                    raise TypeError(f"{type(self).__name__} optimises leaf tensors, got {type(p).__name__}")
+            self.param_groups.append(group)
+        self.state: dict[torch.Tensor, dict[str, Any]] = {}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if set_to_none:
+                    p.grad = None
+                else:
+                    p.grad.detach_().zero_()
+
+    def step(self, closure=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _with_grad(self, group: dict) -> list[torch.Tensor]:
+        return [p for p in group["params"] if p.grad is not None]
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``, as torch's."""
+        index: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+            packed["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(packed)
+        return {"state": {index[id(p)]: s for p, s in self.state.items()}, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore ``state_dict()`` (ours or torch's): state tensors are cast to their
+        parameter's dtype and device (a step count to float32 on the parameter's device, as
+        torch does for its fused optimisers); the saved groups' settings replace ours."""
+        saved = copy.deepcopy(state_dict["param_groups"])
+        if len(saved) != len(self.param_groups) or any(
+                len(a["params"]) != len(b["params"]) for a, b in zip(saved, self.param_groups)):
+            raise ValueError("the saved optimiser state is for other parameter groups")
+        by_index = {i: p for g, s in zip(self.param_groups, saved) for i, p in zip(s["params"], g["params"])}
+        state: dict[torch.Tensor, dict[str, Any]] = {}
+        for i, values in state_dict["state"].items():
+            p = by_index[i]
+            state[p] = {k: self._cast(p, k, v) for k, v in values.items()}
+        for group, s in zip(self.param_groups, saved):
+            s["params"] = group["params"]
+        self.param_groups, self.state = saved, state
+
+    @staticmethod
+    def _cast(p: torch.Tensor, key: str, value):
+        if not isinstance(value, torch.Tensor):
+            return value
+        if key == "step":
+            return value.to(dtype=torch.float32, device=p.device)
+        return value.to(dtype=p.dtype, device=p.device) if p.is_floating_point() else value.to(device=p.device)
+
+
+def _by_device_and_dtype(*lists: list[torch.Tensor]) -> list[tuple[list[torch.Tensor], ...]]:
+    """Split parallel tensor lists by the first list's (device, dtype): foreach and fused
+    kernels take one device and dtype at a time."""
+    groups: dict[tuple, tuple[list, ...]] = {}
+    for items in zip(*lists):
+        key = (items[0].device, items[0].dtype)
+        bucket = groups.setdefault(key, tuple([] for _ in lists))
+        for b, t in zip(bucket, items):
+            b.append(t)
+    return list(groups.values())
+
+
+class Adam(RunOptimizer):
+    """Adam (Kingma & Ba), one fused kernel per device and dtype: ``torch._fused_adam_``, the
+    kernel of ``torch.optim.Adam(fused=True)``, called the same way, so the results and the
+    checkpoints are bitwise those of torch's fused Adam (tests/test_fit.py). Elementwise, so
+    stacked runs stay independent."""
+
+    def __init__(self, params, *, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=False,
+                                      maximize=False, foreach=None, capturable=False, differentiable=False,
+                                      fused=True, decoupled_weight_decay=False))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            params = self._with_grad(group)
+            for p in params:
+                if p not in self.state:
+                    self.state[p] = {"step": torch.zeros((), dtype=torch.float32, device=p.device),
+                                     "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                                     "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+            if not params:
+                continue
+            st = [self.state[p] for p in params]
+            beta1, beta2 = group["betas"]
+            for ps, gs, ms, vs, steps in _by_device_and_dtype(
+                    params, [p.grad for p in params], [s["exp_avg"] for s in st], [s["exp_avg_sq"] for s in st],
+                    [s["step"] for s in st]):
+                torch._foreach_add_(steps, 1)
+                torch._fused_adam_(ps, gs, ms, vs, [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+                                   beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=False,
+                                   grad_scale=None, found_inf=None)
+        return None
+
+
+class SGD(RunOptimizer):
+    """Gradient descent with optional momentum, weight decay and Nesterov momentum, as
+    ``torch.optim.SGD(foreach=True)`` computes it (the same foreach kernels in the same
+    order: bitwise its results and its checkpoint format)."""
+
+    def __init__(self, params, *, lr: float, momentum: float = 0.0, dampening: float = 0.0,
+                 weight_decay: float = 0.0, nesterov: bool = False):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        if momentum < 0 or weight_decay < 0:
+            raise ValueError(f"momentum and weight_decay must be >= 0, got {momentum} and {weight_decay}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=False, foreach=True, differentiable=False,
+                                      fused=None))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            params = self._with_grad(group)
+            if not params:
+                continue
+            lr, wd, mom, damp = group["lr"], group["weight_decay"], group["momentum"], group["dampening"]
+            for ps, gs in _by_device_and_dtype(params, [p.grad for p in params]):
+                if wd != 0:
+                    gs = torch._foreach_add(gs, ps, alpha=wd)
+                if mom != 0:
+                    bufs = [self.state.get(p, {}).get("momentum_buffer") for p in ps]
+                    if all(b is not None for b in bufs):
+                        torch._foreach_mul_(bufs, mom)
+                        torch._foreach_add_(bufs, gs, alpha=1 - damp)
+                    else:
+                        for k, (p, b) in enumerate(zip(ps, bufs)):
+                            if b is None:
+                                bufs[k] = gs[k].detach().clone()
+                            else:
+                                b.mul_(mom).add_(gs[k], alpha=1 - damp)
+                            self.state.setdefault(p, {})["momentum_buffer"] = bufs[k]
+                    if group["nesterov"]:
+                        torch._foreach_add_(gs, bufs, alpha=mom)
+                    else:
+                        gs = bufs
+                torch._foreach_add_(ps, gs, alpha=-lr)
+        return None
+
+
 @OPTIMIZERS.register("adam", help="Adam (fused: one kernel for the whole update)")
 def adam(params, *, lr: float, generators: Sequence[torch.Generator], betas=(0.9, 0.999), eps: float = 1e-8,
-         weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam. fused=True: one kernel for the whole update (benchmarks/README.md: 2.4x faster
-    for the linear net); still elementwise, so stacked runs stay independent."""
-    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, fused=True)
+         weight_decay: float = 0.0) -> Adam:
+    """Adam, fused (`Adam`: torch's fused kernel; benchmarks/README.md: 2.4x faster than the
+    per-tensor update for the linear net); still elementwise, so stacked runs stay independent."""
+    return Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
 
 @OPTIMIZERS.register("sgd", help="plain gradient descent (optionally with momentum)")
 def sgd(params, *, lr: float, generators: Sequence[torch.Generator], momentum: float = 0.0,
-        weight_decay: float = 0.0, nesterov: bool = False) -> torch.optim.Optimizer:
-    """Stochastic gradient descent, ``foreach`` (one kernel per tensor list)."""
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
-                           foreach=True)
+        weight_decay: float = 0.0, nesterov: bool = False) -> SGD:
+    """Stochastic gradient descent, ``foreach`` (one kernel per tensor list; `SGD`)."""
+    return SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 def is_sampler(name: str) -> bool:
@@ -61,7 +231,7 @@ def is_sampler(name: str) -> bool:
 
 
 def make_optimizer(name: str, params: Iterable[torch.nn.Parameter], *, lr: float,
-                   generators: Sequence[torch.Generator], options=None, context=None) -> torch.optim.Optimizer:
+                   generators: Sequence[torch.Generator], options=None, context=None):
     """Build optimiser ``name`` with its options; bad options are one ConfigError line.
 
     ``context``: facts of the problem (`CONTEXT`: the number of observed samples, the noise
@@ -87,13 +257,12 @@ def _fmt(opts) -> str:
 
 
 def _run_noise(p: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """Standard normal noise of ``p``'s shape, run r's slice drawn from ``generators[r]`` (on
-    the CPU, then moved: identical on every device, and independent of the other runs)."""
-    draws = torch.stack([torch.randn(p.shape[1:], generator=g) for g in generators])
-    return draws.to(device=p.device, dtype=p.dtype)
+    """Standard normal noise of ``p``'s shape, run r's slice drawn from ``generators[r]``
+    (`spectral_lab.seeding.run_normal`: independent of the other runs; no host wait on a GPU)."""
+    return run_normal(generators, p.shape[1:], device=p.device, dtype=p.dtype)
 
 
-class SGLD(torch.optim.Optimizer):
+class SGLD(RunOptimizer):
     """Stochastic gradient Langevin dynamics (Welling & Teh 2011), as in Cheng et al. (000_…, Eq. 8):
 
         Δw = ε/2 (∇ log p(y | w) + ∇ log p(w)) + η,   η ~ N(0, ε T),
@@ -137,7 +306,7 @@ class SGLD(torch.optim.Optimizer):
                     g = g + (self.scale * lam) * p
                 precond = None
                 if group["precondition"]:
-                    v = self.state[p].setdefault("square_avg", torch.zeros_like(p))
+                    v = self.state.setdefault(p, {}).setdefault("square_avg", torch.zeros_like(p))
                     v.mul_(group["beta"]).addcmul_(p.grad, p.grad, value=1 - group["beta"])
                     precond = 1.0 / (v.sqrt() + group["delta"])
                     g = g * precond
@@ -153,7 +322,7 @@ class SGLD(torch.optim.Optimizer):
                      "posterior sampler; average after --burn-in (default lr 10)", needs=("n_observed", "noise_sigma"),
                      sampler=True, default_lr=10.0)
 def sgld(params, *, lr: float, generators: Sequence[torch.Generator], n_observed: int, noise_sigma: float,
-         weight_decay: float = 0.0, temperature: float = 1.0, precondition: bool = False) -> torch.optim.Optimizer:
+         weight_decay: float = 0.0, temperature: float = 1.0, precondition: bool = False) -> SGLD:
     """SGLD with the data term's Gaussian likelihood (`SGLD`); ``noise_sigma`` defaults to the
     task's noise level, ``n_observed`` to the observed samples."""
     return SGLD(params, lr=lr, generators=generators, n_observed=n_observed, noise_sigma=noise_sigma,

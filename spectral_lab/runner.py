@@ -100,7 +100,8 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
                           f"{problem.model_shape}: {type(exc).__name__}: {reason}") from None
     state = make_fit_state(net, lr=cfg.fit.lr, optimizer=cfg.fit.optimizer,
                            optimizer_options=dict(cfg.fit.optimizer_options),
-                           noise_seeds=[s["input_seed"] for s in seeds], context=fit_context(cfg, problem))
+                           noise_seeds=[s["input_seed"] for s in seeds], context=fit_context(cfg, problem),
+                           noise_device=device if cfg.fit.noise_device == "device" else None)
     y = torch.from_numpy(problem.observed).reshape(problem.observed_model_shape).to(device)
     return state, z.to(device), y
 
@@ -137,8 +138,10 @@ class ProgressBar(Callback):
 
     def on_frame(self, iteration: int, output: torch.Tensor, loss: torch.Tensor) -> None:
         self.bar.update(1)
+        if self.disable:
+            return
         now = time.monotonic()
-        if now - self._last > 0.5:
+        if now - self._last > 0.5:  # reading the loss waits for a GPU: a few times a second, not per step
             self._last = now
             self.bar.set_postfix(loss=f"{float(loss.mean()):.3e}", refresh=False)
 
@@ -209,7 +212,8 @@ def _run(cfg, problem, loss, state, z, y, f, frames, iteration, extra, progress,
     bar = ProgressBar(cfg.fit.iterations + 1, desc=f"{cfg.model.name} x{cfg.fit.runs}", disable=not progress)
     try:
         return fit(state, z, y, iterations=cfg.fit.iterations, op=problem.operator, loss=loss,
-                   reg_noise_std=cfg.fit.reg_noise_std, callbacks=[recorder, bar, *callbacks], should_stop=should_stop)
+                   reg_noise_std=cfg.fit.reg_noise_std, callbacks=[recorder, bar, *callbacks], should_stop=should_stop,
+                   precision=cfg.fit.precision, compile=cfg.fit.compile)
     except MemoryError:
         raise _out_of_memory(recorder.path, state) from None
     except RuntimeError as exc:  # torch's allocators: "out of memory", "can't allocate memory"

@@ -181,3 +181,146 @@ def test_record_on_cuda_without_it_fails_before_creating_the_file(tiny_config, t
 def test_a_run_on_the_cpu_records(tiny_config, tmp_path):
     assert tiny_config.fit.device == "cpu"
     assert record(tiny_config, tmp_path / "a.h5").status == "complete"
+
+
+# --------------------------------------------------------------------------- host-device synchronisation
+
+class SyncCounter(Callback):
+    """Counts, on the training thread while the fit runs (from its ``on_start`` to its
+    ``on_end``), the tensor calls that make the host wait for the device on a GPU: ``item``,
+    ``bool``, ``float``, ``int``, ``tolist``, ``numpy``, ``cpu`` and ``to`` the CPU without
+    ``non_blocking``. On the CPU they cost nothing, but the same code runs on a GPU, so the
+    count is what a GPU run would wait for."""
+
+    NAMES = ("item", "__bool__", "__float__", "__int__", "tolist", "numpy", "cpu")
+
+    def __init__(self, monkeypatch) -> None:
+        import threading
+
+        self.count, self.thread, self.active = 0, threading.get_ident(), False
+        for name in self.NAMES:
+            monkeypatch.setattr(torch.Tensor, name, self._counted(getattr(torch.Tensor, name)))
+        monkeypatch.setattr(torch.Tensor, "to", self._counted(torch.Tensor.to, only=self._to_host_blocking))
+
+    @staticmethod
+    def _to_host_blocking(args, kwargs) -> bool:
+        if kwargs.get("non_blocking") or (len(args) > 1 and args[1] is True):
+            return False
+        dest = kwargs.get("device", args[0] if args else None)
+        return isinstance(dest, (str, torch.device)) and torch.device(dest).type == "cpu"
+
+    def _counted(self, method, only=None):
+        import threading
+
+        def wrapper(t, *args, **kwargs):
+            if self.active and threading.get_ident() == self.thread and (only is None or only(args, kwargs)):
+                self.count += 1
+            return method(t, *args, **kwargs)
+
+        return wrapper
+
+    def on_start(self, state) -> None:
+        self.active = True
+
+    def on_end(self, state, result) -> None:
+        self.active = False
+
+
+def test_a_recorded_fit_synchronises_once_per_checked_block_not_per_step(tiny_image_config, tmp_path, monkeypatch):
+    from spectral_lab import fit as fit_module
+
+    cfg = with_fit(tiny_image_config, iterations=48)  # input perturbation on: noise drawn every step
+    cfg = cfg.replace(record=cfg.record.__class__(checkpoint_seconds=1e6, flush_seconds=1e6))
+    counts = {}
+    for every in (1, 16):  # 1: the CPU default (a check per step); 16: as on a GPU (64 there)
+        monkeypatch.setattr(fit_module, "default_check_every", lambda device, every=every: every)
+        counter = SyncCounter(monkeypatch)
+        assert record(cfg, tmp_path / f"c{every}.h5", callbacks=[counter]).status == "complete"
+        counts[every] = counter.count
+        monkeypatch.undo()
+    steps = 49
+    assert counts[1] >= steps  # the counter sees the per-step check
+    assert counts[16] <= steps // 16 + 2  # a check per 16 steps and one at the end
+    for a, b in zip(frames_of(tmp_path / "c1.h5"), frames_of(tmp_path / "c16.h5")):
+        assert np.array_equal(a, b)
+
+
+class PoisonRun(Callback):
+    """Sets run ``run``'s first weights to NaN before step ``at``."""
+
+    def __init__(self, run: int, at: int) -> None:
+        self.run, self.at = run, at
+
+    def on_step_begin(self, state) -> None:
+        if state.iteration == self.at:
+            with torch.no_grad():
+                next(state.net.parameters())[self.run].fill_(float("nan"))
+
+
+def test_checking_every_few_steps_diverges_at_the_same_step_and_keeps_the_same_frames(
+        tiny_config, tmp_path, monkeypatch):
+    from spectral_lab import fit as fit_module
+
+    cfg = with_fit(tiny_config, iterations=30)
+    results = {}
+    for every in (1, 7):
+        monkeypatch.setattr(fit_module, "default_check_every", lambda device, every=every: every)
+        results[every] = record(cfg, tmp_path / f"d{every}.h5", callbacks=[PoisonRun(1, 11)])
+    for r in results.values():
+        assert r.status == "diverged" and r.frames == 11 and r.bad_runs == [1]
+    assert results[1].message == results[7].message
+    for a, b in zip(frames_of(tmp_path / "d1.h5"), frames_of(tmp_path / "d7.h5")):
+        assert a.shape[0] == 11 and np.array_equal(a, b)
+
+
+def test_state_check_finite_raises_diverged_for_a_pending_bad_step(tiny_config):
+    from spectral_lab.fit import Diverged
+
+    seen = []
+
+    class Checker(Callback):
+        def on_frame(self, iteration, output, loss):
+            seen.append(iteration)
+            if iteration == 4:
+                self.state.check_finite()
+
+        def on_start(self, state):
+            self.state = state
+
+    state, z, y = runner.prepare_fit(tiny_config, runner.make_problem(tiny_config), torch.device("cpu"))
+    result = fit(state, z, y, iterations=10, callbacks=[PoisonRun(0, 2), Checker()], check_every=100)
+    assert result.status == "diverged" and result.frames == 2 and result.bad_runs == [0]
+    assert seen == [0, 1, 2, 3, 4]  # frames 2..4 arrived unchecked; the check at 4 found step 2
+    assert issubclass(Diverged, Exception)
+
+
+# --------------------------------------------------------------------------- precision, noise device, compile
+
+def test_bf16_records_float32_frames_near_the_fp32_ones(tiny_image_config, tmp_path):
+    record(tiny_image_config, tmp_path / "fp32.h5")
+    record(with_fit(tiny_image_config, precision="bf16"), tmp_path / "bf16.h5")
+    for a, b in zip(frames_of(tmp_path / "fp32.h5"), frames_of(tmp_path / "bf16.h5")):
+        assert a.dtype == b.dtype == np.float32 and np.isfinite(b).all()
+        assert not np.array_equal(a, b)
+        assert np.abs(a[0] - b[0]).max() < 0.1  # bf16 keeps ~3 significant digits of a 0-1 output
+
+
+def test_an_unknown_precision_is_one_config_error(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'; choose from fp32, bf16"):
+        record(with_fit(tiny_config, precision="fp8"), tmp_path / "a.h5")
+    assert not (tmp_path / "a.h5").exists()
+
+
+def test_noise_on_the_device_is_the_cpu_noise_when_the_device_is_the_cpu(tiny_image_config, tmp_path):
+    record(tiny_image_config, tmp_path / "a.h5")
+    record(with_fit(tiny_image_config, noise_device="device"), tmp_path / "b.h5")
+    for a, b in zip(frames_of(tmp_path / "a.h5"), frames_of(tmp_path / "b.h5")):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_compiled_fit_stays_close_to_eager(tiny_config, tmp_path):
+    record(tiny_config, tmp_path / "eager.h5")
+    record(with_fit(tiny_config, compile=True), tmp_path / "compiled.h5")
+    for a, b in zip(frames_of(tmp_path / "eager.h5"), frames_of(tmp_path / "compiled.h5")):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -254,7 +254,7 @@ FIELDS = {
     "degrade": ["noise", "sigma", "cutoff", "seed"],
     "model": ["name", "options"],
     "fit": ["iterations", "lr", "optimizer", "reg_noise_std", "input_dist", "input_scale", "runs", "seed", "vary",
-            "device", "epochs"],
+            "device", "epochs", "precision", "noise_device"],
     "record": ["dtype", "compression", "flush_seconds", "checkpoint_seconds"],
 }
 SIZE_FIELDS = {("signal", "length"), ("signal", "size"), ("fit", "iterations"), ("fit", "runs")}
@@ -265,6 +265,7 @@ CHOICES = {("", "task"): ["fit", "denoise"], ("signal", "kind"): ["sines", "tria
            ("degrade", "noise"): ["white", "lowfreq", "none"], ("model", "name"): ["conv", "linear", "relunet"],
            ("fit", "optimizer"): ["adam", "sgd"], ("fit", "input_dist"): ["uniform", "normal"],
            ("fit", "vary"): ["both", "weights", "input"], ("fit", "device"): ["cpu", "auto"],
+           ("fit", "precision"): ["fp32", "bf16"], ("fit", "noise_device"): ["cpu", "device"],
            ("record", "dtype"): ["float32", "float16"], ("record", "compression"): ["none", "gzip", "lzf"]}
 
 

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
 def add_config_arguments(r) -> None:
     """The flags that make a configuration (signal, task, model, fit): what ``record`` takes and
     what other commands reuse to describe the same run (``build_config`` reads them)."""
-    from ..config import PRESETS, SIGNAL_KINDS, TASKS, VARY
+    from ..config import NOISE_DEVICES, PRECISIONS, PRESETS, SIGNAL_KINDS, TASKS, VARY
     from ..losses import LOSSES
     from ..models import MODELS
     from ..models.base import INPUT_DISTRIBUTIONS
@@ -102,6 +102,13 @@ def add_config_arguments(r) -> None:
     g.add_argument("--input-image", metavar="PATH",
                    help="a guide image as the network's input z instead of noise (flash / no-flash)")
     g.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="fp32 (default) or bf16: the forward pass under bfloat16 autocast, faster where the "
+                        "hardware has bf16, but it moves the outputs (experiments/results/precision.md)")
+    g.add_argument("--compile", action="store_true", default=None, help="run the network through torch.compile")
+    g.add_argument("--noise-device", choices=NOISE_DEVICES,
+                   help="where per-step noise is drawn: cpu (default; the same numbers on every device) or "
+                        "device (no host work per step on a GPU, other numbers there)")
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice); 1 is much "
                                                 "faster when other processes share the cores")
 
@@ -170,7 +177,8 @@ def record_overrides(a: argparse.Namespace) -> dict:
                  "probe": a.probe})
     fit = given({"iterations": a.iterations, "lr": a.lr, "optimizer": a.optimizer,
                  "reg_noise_std": a.reg_noise_std, "input_dist": a.input_dist, "input_scale": a.input_scale,
-                 "runs": a.runs, "seed": a.seed, "vary": a.vary, "device": a.device})
+                 "runs": a.runs, "seed": a.seed, "vary": a.vary, "device": a.device, "precision": a.precision,
+                 "compile": a.compile, "noise_device": a.noise_device})
     if a.optimizer_opt:
         fit["optimizer_options"] = dict(a.optimizer_opt)
     if a.input_image is not None:

@@ -32,13 +32,15 @@ class _Frames:
     losses: list  # of CPU tensors (R,)
     iterations: list  # of int, the real iteration of each frame
     flush: bool
+    ready: object = None  # a CUDA event: the copies into ``outputs`` and ``losses`` are done
 
 
 @dataclass
 class _Posterior:
     count: int
-    mean: np.ndarray  # (R, *signal_shape) float64
-    var: np.ndarray
+    mean: torch.Tensor  # (R, *signal_shape) float64, on the CPU
+    var: torch.Tensor
+    ready: object = None
 
 
 @dataclass
@@ -108,6 +110,9 @@ class _Writer(threading.Thread):
 
     # each message kind
     def _apply(self, msg) -> None:
+        ready = getattr(msg, "ready", None)
+        if ready is not None:  # the device-to-host copies of this message, made on the recorder's side stream
+            ready.synchronize()
         if isinstance(msg, _Frames):
             self._check_space(sum(o.numel() * o.element_size() for o in msg.outputs) + 16 * len(msg.outputs),
                               f"frames {msg.start}..{msg.start + len(msg.outputs) - 1}")
@@ -116,10 +121,11 @@ class _Writer(threading.Thread):
                 self.flush()
         elif isinstance(msg, _Posterior):
             # overwritten in place (SWMR allows it); the count last, as with the frames
+            mean, var = np.asarray(msg.mean), np.asarray(msg.var)
             for r in range(self.n_runs):
                 g = self.f[S.run_group(r)]
-                g[S.POSTERIOR_MEAN][...] = msg.mean[r]
-                g[S.POSTERIOR_VAR][...] = msg.var[r]
+                g[S.POSTERIOR_MEAN][...] = mean[r]
+                g[S.POSTERIOR_VAR][...] = var[r]
             self.f.flush()
             for r in range(self.n_runs):
                 self.f[S.run_group(r)][S.POSTERIOR_COUNT][()] = np.int64(msg.count)
@@ -255,11 +261,17 @@ class TrajectoryRecorder(Callback):
         self._shipped_since_ckpt = False
         self._closed = False
         self._post_count, self._post_mean, self._post_m2 = 0, None, None
+        self._fit_state: FitState | None = None
+        self._stream = None  # the side stream of the device-to-host copies (CUDA)
+        self._copies = False  # copies were queued on it since the last block was shipped
         if state and "posterior" in state:
             p = state["posterior"]
             self._post_count, self._post_mean, self._post_m2 = int(p["count"]), p["mean"], p["m2"]
 
     # fit hooks
+    def on_start(self, state: FitState) -> None:
+        self._fit_state = state
+
     def on_step_begin(self, state: FitState) -> None:
         k = self.snapshots.get(state.iteration)
         if k is not None:
@@ -283,8 +295,8 @@ class TrajectoryRecorder(Callback):
             self._accumulate(output)
         if iteration % self.every and iteration != self.last:
             return
-        self._pending_out.append(output.reshape(self.n_runs, *self.signal_shape).to("cpu"))
-        self._pending_loss.append(loss.to("cpu"))
+        self._pending_out.append(self._to_host(output.reshape(self.n_runs, *self.signal_shape)))
+        self._pending_loss.append(self._to_host(loss))
         self._pending_it.append(iteration)
         self._stored += 1
         if len(self._pending_out) >= self.block or time.monotonic() - self._last_ship >= self.flush_seconds:
@@ -295,15 +307,47 @@ class TrajectoryRecorder(Callback):
             return
         try:
             try:
-                self._ship(flush=True)
+                if result.status == "diverged":  # frames from the diverging step on may have arrived
+                    self._drop_from(result.frames)
+                self._ship(flush=True, check=False)
                 if result.status in ("interrupted", "failed") and state.iteration > self._ckpt_iteration:
-                    self.checkpoint(state)
+                    self.checkpoint(state, check=False)
             finally:  # after a write error the writer marks the file 'failed' instead
                 self.writer.put(_Status(result.status, result.message))
         finally:
             self.close()
 
     # helpers
+    def _to_host(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` on the CPU. From a GPU: copied into pinned memory without blocking, on a side
+        stream; the writer thread waits for the copies (``_Frames.ready``), so training never
+        waits for a frame."""
+        if t.device.type == "cpu":
+            return t
+        if self._stream is None:
+            self._stream = torch.cuda.Stream(device=t.device)
+        self._stream.wait_stream(torch.cuda.current_stream(t.device))
+        with torch.cuda.stream(self._stream):
+            host = t.to("cpu", non_blocking=True)
+        t.record_stream(self._stream)  # t's memory is not reused before the copy is done
+        self._copies = True
+        return host
+
+    def _copied(self):
+        """An event after the copies queued since the last call (None: nothing to wait for)."""
+        if not self._copies:
+            return None
+        event = torch.cuda.Event()
+        event.record(self._stream)
+        self._copies = False
+        return event
+
+    def _drop_from(self, iteration: int) -> None:
+        """Forget the pending frames of ``iteration`` and later (not finite, or after such a step)."""
+        keep = sum(1 for it in self._pending_it if it < iteration)
+        self._stored -= len(self._pending_it) - keep
+        del self._pending_out[keep:], self._pending_loss[keep:], self._pending_it[keep:]
+
     def _accumulate(self, output: torch.Tensor) -> None:
         """Welford's update of the running mean and sum of squared deviations, float64."""
         x = output.reshape(self.n_runs, *self.signal_shape).to(torch.float64)
@@ -319,9 +363,9 @@ class TrajectoryRecorder(Callback):
     def _ship_posterior(self) -> None:
         if self.burn_in is None or self._post_mean is None:
             return
-        mean = self._post_mean.to("cpu").numpy().copy()
-        var = (self._post_m2 / self._post_count).to("cpu").numpy()  # population variance of the samples
-        self.writer.put(_Posterior(self._post_count, mean, var))
+        mean = self._to_host(self._post_mean.clone())  # a copy: the running mean changes in place
+        var = self._to_host(self._post_m2 / self._post_count)  # population variance of the samples
+        self.writer.put(_Posterior(self._post_count, mean, var, self._copied()))
 
     def state(self) -> dict:
         """The recorder's running statistics, for a checkpoint (bitwise resume)."""
@@ -330,18 +374,23 @@ class TrajectoryRecorder(Callback):
         return {"posterior": {"count": self._post_count, "mean": self._post_mean.to("cpu").clone(),
                               "m2": self._post_m2.to("cpu").clone()}}
 
-    def checkpoint(self, state: FitState) -> None:
-        self._ship(flush=True)
+    def checkpoint(self, state: FitState, *, check: bool = True) -> None:
+        self._ship(flush=True, check=check)
         self.writer.put(_Checkpoint(state.iteration, state.to_bytes(extra=self.state())))
         self._ckpt_iteration = state.iteration
         self._last_ckpt = time.monotonic()
         self._shipped_since_ckpt = False
 
-    def _ship(self, *, flush: bool) -> None:
+    def _ship(self, *, flush: bool, check: bool = True) -> None:
+        """Hand the pending frames to the writer; ``check``: first make the fit check that their
+        losses are finite (`FitState.check_finite`: one synchronisation per block on a GPU)."""
         self._raise_if_failed()
         if self._pending_out:
+            if check and self._fit_state is not None:
+                self._fit_state.check_finite()
             start = self._stored - len(self._pending_out)
-            self.writer.put(_Frames(start, self._pending_out, self._pending_loss, self._pending_it, flush))
+            self.writer.put(_Frames(start, self._pending_out, self._pending_loss, self._pending_it, flush,
+                                    self._copied()))
             self._pending_out, self._pending_loss, self._pending_it = [], [], []
             self._shipped_since_ckpt = True
         if flush or self._shipped_since_ckpt:
