@@ -256,7 +256,7 @@ def estimate_jobs(jobs: Sequence[Job]) -> Estimate:
         state = inspect_file(job.path, c)
         act = action_of(state)
         # the cost depends on the signal's shape, not on its pixels: one probe per shape
-        shape = tuple(int(n) for n in make_problem(c).clean.shape)
+        shape = tuple(int(n) for n in make_problem(c).shape)
         shapes.append(shape)
         if act == "reuse":
             per_it.append(0.0)
