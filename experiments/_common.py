@@ -29,6 +29,7 @@ from spectral_lab.analyze._io import json_safe
 from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table, relative_results
 from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, divergence_file
 from spectral_lab.analyze.stats import mean_std
+from spectral_lab.errors import SpectralLabError
 from spectral_lab.config import (DegradeConfig, FitConfig, LossConfig, ModelConfig, OperatorConfig, RecordConfig,
                                  RunConfig, SignalConfig, preset, validate)
 from spectral_lab.images import downsample_for, image_label
@@ -235,6 +236,8 @@ class TaskExperiment(Experiment):
                     input_image: str | Path | None = None) -> RunConfig:
         """``seeds`` runs of ``setting`` on ``signal`` for ``task`` with its operator's
         ``operator`` options, the data term ``loss`` (None: mse) and a guide image as input."""
+        if self.seeds < 1:
+            raise SpectralLabError(f"seeds must be >= 1, got {self.seeds}")
         return run_config(setting, signal, runs=self.seeds, seed=self.seed, device=self.device,
                           degrade=DegradeConfig(seed=self.noise_seed), task=task, operator=operator, loss=loss,
                           input_image=input_image, every=self.every)
