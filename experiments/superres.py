@@ -99,7 +99,7 @@ def report(cfg: Config, recorded) -> dict:
             frame = np.asarray(t.frames(0)[int(np.searchsorted(view["iterations"], best))])
             b = view["baselines"]
             grid.append((label, [("clean", t.target),
-                                 (f"observed {obs[2]}×{obs[1]} (nearest ×{cfg.factor})",
+                                 (f"observed {obs[1]}×{obs[2]} (nearest ×{cfg.factor})",
                                   upsample(t.observed, cfg.factor, "nearest")),
                                  (f"bicubic {b['bicubic']:.2f} dB", upsample(t.observed, cfg.factor, "bicubic")),
                                  (f"DIP it {best}: {view['runs'][0]['best_psnr']:.2f} dB", frame)]))
