@@ -26,15 +26,39 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/spectral-lab record --out trajectories/demo-sines.h5 --overwrite
-	$(BIN)/spectral-lab info trajectories/demo-sines.h5
-	$(BIN)/spectral-lab analyze amplitudes trajectories/demo-sines.h5
-	$(BIN)/spectral-lab plot amplitudes trajectories/demo-sines.h5 -o figures/demo-sines-amplitudes.png
-	$(BIN)/spectral-lab record --signal image --iterations 200 --out trajectories/demo-photo.h5 --overwrite
-	$(BIN)/spectral-lab info trajectories/demo-photo.h5
-	$(BIN)/spectral-lab analyze psnr trajectories/demo-photo.h5
-	$(BIN)/spectral-lab plot psnr trajectories/demo-photo.h5 -o figures/demo-photo-psnr.png
+# The demo's two headline effects, each recorded only when its file is missing (delete it to
+# re-run; a recording goes to a hidden .part file first, so an interrupted one is not taken as done):
+# - the 1D spectral bias: the conv net fits sin(2π5t) about twice as early as sin(2π50t);
+# - DIP denoising rises, peaks and decays: a 32×32 photo, 1500 iterations (32-40 s with one
+#   thread on a quiet machine here), best PSNR 23.3 / 23.7 dB at iterations 296 / 279, 21.2 /
+#   21.35 dB at the end, observation 20.9 dB.
+# Every setting is spelled out, so the numbers do not move when a preset changes.
+SL := $(BIN)/spectral-lab
+DEMO_SINES := trajectories/demo-sines.h5
+DEMO_PHOTO := trajectories/demo-photo.h5
+DEMO_SINES_FLAGS := --signal sines --freqs 5,50 --amps 1,1 --length 200 --model conv --depth 10 --width 64 \
+	--model-opt init=default --model-opt bias=false --input-dist normal --input-scale 1 --lr 1e-4 \
+	--iterations 600 --runs 2 --seed 0
+DEMO_PHOTO_FLAGS := --signal image --downsample 16 --task denoise --noise white --sigma 25 --model dip \
+	--levels 4 --model-opt down=32 --model-opt up=32 --input-dist uniform --input-scale 0.1 \
+	--reg-noise-std 0.03333333333333333 --lr 0.01 --iterations 1500 --runs 2 --seed 0
+
+demo: $(DEMO_SINES) $(DEMO_PHOTO) | $(STAMP)
+	$(SL) analyze amplitudes $(DEMO_SINES)
+	$(SL) plot amplitudes $(DEMO_SINES) -o figures/demo-sines-amplitudes.png
+	$(SL) analyze psnr $(DEMO_PHOTO)
+	$(SL) plot psnr $(DEMO_PHOTO) -o figures/demo-photo-psnr.png
+	$(SL) export $(DEMO_PHOTO) --frame best --overwrite -o figures/demo-photo-best.png
+
+$(DEMO_SINES): | $(STAMP)
+	@mkdir -p $(@D)
+	$(SL) record $(DEMO_SINES_FLAGS) --threads 1 --quiet --overwrite --out $(@D)/.$(basename $(@F)).part.h5
+	mv $(@D)/.$(basename $(@F)).part.h5 $@
+
+$(DEMO_PHOTO): | $(STAMP)
+	@mkdir -p $(@D)
+	$(SL) record $(DEMO_PHOTO_FLAGS) --threads 1 --quiet --overwrite --out $(@D)/.$(basename $(@F)).part.h5
+	mv $(@D)/.$(basename $(@F)).part.h5 $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -26,11 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import bench_files  # noqa: E402
+import bench_sweep  # noqa: E402
 import bench_training as T  # noqa: E402
 import _nets as N  # noqa: E402
 from _harness import load_average, machine_info, mm_peak_gflops  # noqa: E402
 
-SECTIONS = ("threads", "recording", "batching", "floor", "limit", "cli", "analyzers", "storage")
+SECTIONS = ("threads", "recording", "batching", "floor", "limit", "cli", "analyzers", "storage", "sweep", "catalogue")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_files.analyzers(a.quick, threads)
     if "storage" in sections:
         bench_files.storage(a.quick)
+    if "sweep" in sections:
+        bench_sweep.sweep(a.quick)
+    if "catalogue" in sections:
+        bench_sweep.catalogue(a.quick)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at end {load_average()}")
     return 0
 

@@ -1,7 +1,8 @@
 """The command line of every experiment script: choose a preset, change any of its fields, run.
 
     python experiments/<name>.py [--quick | --preset NAME] [--set FIELD=VALUE ...]
-        [--threads N] [--out-dir DIR] [--estimate-only] [the script's own flags]
+        [--threads N] [--workers N] [--out-dir DIR] [--estimate-only] [--write-spec FILE]
+        [the script's own flags]
 
 - ``--quick`` is ``--preset quick``; without either, the script's first preset runs;
 - ``--set FIELD=VALUE`` (repeatable) changes a field of the preset's ``Config`` whose type is
@@ -11,7 +12,9 @@
   field of the same name;
 - ``--threads`` (default 1: on a shared 2-core machine more torch threads spin against other
   processes), ``--out-dir`` (default: the repository), ``--estimate-only`` (print the probed
-  cost of the recordings and stop).
+  cost of the recordings and stop), ``--workers N`` (record N files side by side in local
+  worker processes, ``--threads`` each), ``--write-spec FILE`` (the recordings as a
+  ``spectral-lab sweep`` spec, to run them on Dask or Slurm; the same command then reuses them).
 
 A usage error (unknown flag or field, a value of the wrong type) is one line and exit status 2;
 bad input found while running (a missing image, an invalid setting, a full disk) one line and
@@ -22,6 +25,8 @@ the same command again resumes.
 from __future__ import annotations
 
 import dataclasses
+import json
+import shlex
 import sys
 import time
 import types
@@ -36,7 +41,7 @@ from spectral_lab.errors import DivergedError, SpectralLabError
 __all__ = ["experiment_cli", "field_parsers", "RESERVED"]
 
 # fields with their own flags (or none: what the preset is called, where it writes)
-RESERVED = ("name", "preset", "out_dir", "estimate_only")
+RESERVED = ("name", "preset", "out_dir", "estimate_only", "workers", "command")
 _SCALARS = {bool: "bool", int: "int", float: "float", str: "str"}
 
 
@@ -131,9 +136,18 @@ def experiment_cli(script: types.ModuleType, argv: Sequence[str] | None = None) 
     p.add_argument("--out-dir", type=Path, default=REPO,
                    help="where trajectories/<experiment>/ and figures/<experiment>/ go (default: %(default)s)")
     p.add_argument("--estimate-only", action="store_true", help="print the estimated cost of the recordings and stop")
+    p.add_argument("--workers", type=int, default=1,
+                   help="record this many files side by side in local worker processes, --threads torch threads "
+                        "each (default 1: one after another in this process)")
+    p.add_argument("--write-spec", type=Path, metavar="FILE",
+                   help="write the recordings as a sweep spec for `spectral-lab sweep FILE --out-dir "
+                        "OUT/trajectories/<name>` (Dask, Slurm) and stop; this command with --out-dir OUT then "
+                        "reuses the files")
     a = p.parse_args(argv)
     if a.threads < 1:
         p.error(f"--threads must be >= 1, got {a.threads}")
+    if a.workers < 1:
+        p.error(f"--workers must be >= 1, got {a.workers}")
     cfg = presets["quick" if a.quick else (a.preset or default)]
     items = [(f"--set {item}", item) for item in a.set]
     items += [(f"--{name.replace('_', '-')} {getattr(a, f'flag_{name}')}", f"{name}={getattr(a, f'flag_{name}')}")
@@ -142,7 +156,11 @@ def experiment_cli(script: types.ModuleType, argv: Sequence[str] | None = None) 
         changes = _changes(cfg, items)
     except ValueError as exc:
         p.error(str(exc))
-    cfg = dataclasses.replace(cfg, **changes, out_dir=a.out_dir.resolve(), estimate_only=a.estimate_only)
+    command = shlex.join(["python", _script_path(script), *(sys.argv[1:] if argv is None else argv)])
+    cfg = dataclasses.replace(cfg, **changes, out_dir=a.out_dir.resolve(), estimate_only=a.estimate_only,
+                              workers=a.workers, command=command)
+    if a.write_spec is not None:
+        return _write_spec(p.prog, script, cfg, a.write_spec)
 
     import torch
 
@@ -160,4 +178,31 @@ def experiment_cli(script: types.ModuleType, argv: Sequence[str] | None = None) 
         print(f"{p.prog}: interrupted; the same command resumes the unfinished recording", file=sys.stderr)
         return 130
     print(f"total wall time {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return 0
+
+
+def _script_path(script: types.ModuleType) -> str:
+    """``experiments/<name>.py`` (relative to the repository when it is inside it)."""
+    path = Path(script.__file__).resolve()
+    try:
+        return str(path.relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
+def _write_spec(prog: str, script: types.ModuleType, cfg: Any, out: Path) -> int:
+    """The experiment's recordings as a sweep spec (`spectral_lab.sweep_spec.jobs_spec`)."""
+    from spectral_lab.sweep_spec import jobs_spec
+
+    if not hasattr(script, "jobs"):
+        print(f"{prog}: error: this experiment records through its own steps; it has no jobs() to write",
+              file=sys.stderr)
+        return 1
+    try:
+        spec = jobs_spec(script.jobs(cfg), description=f"the recordings of: {cfg.command}")
+    except (SpectralLabError, ValueError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
+    out.write_text(json.dumps(spec, indent=1) + "\n")
+    print(f"wrote {out} ({len(spec['points'])} points): spectral-lab sweep {out} --out-dir {cfg.paths.trajectories}")
     return 0

@@ -29,11 +29,12 @@ from spectral_lab.analyze._io import json_safe
 from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table, relative_results
 from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, divergence_file
 from spectral_lab.analyze.stats import mean_std
-from spectral_lab.errors import SpectralLabError
 from spectral_lab.config import (DegradeConfig, FitConfig, LossConfig, ModelConfig, OperatorConfig, RecordConfig,
                                  RunConfig, SignalConfig, preset, validate)
+from spectral_lab.errors import SpectralLabError
+from spectral_lab.executors import WorkerSettings, open_executor, run_sweep
 from spectral_lab.images import downsample_for, image_label
-from spectral_lab.sweep import Job, Recorded, markdown_table, plan, record_jobs
+from spectral_lab.sweep import Job, Recorded, markdown_table, plan
 
 REPO = Path(__file__).resolve().parents[1]
 #: the papers' test images (``../shared/data`` beside the repository; experiments take paths)
@@ -75,7 +76,10 @@ class Experiment:
     ``name``: the folders it writes (`Paths`); ``preset``: the name of the preset it came from
     (titles); ``seed``: the first seed (run r of a file uses ``seed + r``); ``device``: where the
     fits run (stored in every file's configuration); ``out_dir``: the folder holding
-    ``trajectories/`` and ``figures/``; ``estimate_only``: print the cost and stop.
+    ``trajectories/`` and ``figures/``; ``estimate_only``: print the cost and stop;
+    ``workers``: recordings made side by side by that many local worker processes (1: one
+    after another in this process); ``command``: the command line that ran it (written to
+    ``results.json``; not part of the comparison of two configurations).
     """
 
     name: str = ""
@@ -84,6 +88,8 @@ class Experiment:
     device: str = "cpu"
     out_dir: Path = REPO
     estimate_only: bool = False
+    workers: int = 1
+    command: str = field(default="", compare=False)
 
     @property
     def paths(self) -> Paths:
@@ -325,7 +331,10 @@ def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int =
 def run(cfg: Experiment, jobs: Callable[[Any], Sequence[Job]], report: Callable[[Any, list[Recorded]], dict],
         *, log: Callable[[str], None] = print) -> dict:
     """``jobs(cfg)``, their estimate (`spectral_lab.sweep.plan`), then — unless
-    ``cfg.estimate_only`` — `record_jobs` and ``report(cfg, recorded)``.
+    ``cfg.estimate_only`` — the sweep runner (`spectral_lab.executors.run_sweep`: in this
+    process, or on ``cfg.workers`` local worker processes with this process's torch threads
+    each) and ``report(cfg, recorded)``. A failed recording stops the report (after every
+    other recording has run) with one line naming it.
 
     Returns the report's numbers, or ``{"estimate": Estimate}`` with ``estimate_only``.
     """
@@ -335,10 +344,21 @@ def run(cfg: Experiment, jobs: Callable[[Any], Sequence[Job]], report: Callable[
             log(f"{cfg.name}: nothing to record (no training), nothing to estimate")
             return {}
         return report(cfg, [])
-    est = plan(todo, estimate_only=cfg.estimate_only, log=log)
+    inline = cfg.workers <= 1
+    settings = WorkerSettings() if inline else WorkerSettings(threads=_torch_threads(), staging="auto")
+    est = plan(todo, estimate_only=cfg.estimate_only, log=log, workers=cfg.workers, staging=settings.staging)
     if cfg.estimate_only:
         return {"estimate": est}
-    return report(cfg, record_jobs(todo, log=log))
+    with open_executor("inline" if inline else "local", workers=cfg.workers, threads=settings.threads) as ex:
+        result = run_sweep(todo, ex, settings=settings, log=log)
+    result.raise_for_failures()
+    return report(cfg, result.recorded)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 def analyze_setting(path: str | Path, deltas: Sequence[float], *, pair: tuple[float, float] | None = None,

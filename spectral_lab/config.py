@@ -13,12 +13,14 @@ from .presets import PRESETS, preset  # noqa: F401  (re-exported)
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`) and the
-    noise its observation gets unless the configuration names one."""
+    """What a task means: its forward operator (`spectral_lab.operators.OPERATORS`), the
+    noise its observation gets and the data term (`spectral_lab.losses.LOSSES`) unless the
+    configuration names them."""
 
     operator: str
     noise: str
     help: str
+    loss: str = "mse"
 
 
 # A new task is one entry here (its operator is one entry of the operator registry).
@@ -27,6 +29,8 @@ TASKS: dict[str, TaskSpec] = {
     "denoise": TaskSpec("identity", "white", "y = x + noise"),
     "inpaint": TaskSpec("mask", "none", "y = m ⊙ x: pixels dropped at random (--drop) or by a mask image (--mask)"),
     "superres": TaskSpec("downsample", "none", "y = the clean signal down-sampled by --factor, anti-aliased"),
+    "blend": TaskSpec("blend", "none", "blend --foreground into --background through a soft --mask (003, A3)",
+                      loss="blend"),
 }
 SIGNAL_KINDS = ("sines", "image", "triangle")
 # optimisers that sample a posterior: a burn-in is resolved for them (35 %: 000_…, 7K of 20K)
@@ -57,6 +61,7 @@ class SignalConfig:
     pattern_fraction: float = 0.6
     crop_multiple: int = 1
     observed: str | None = None
+    foreground: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,9 +104,10 @@ class OperatorConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """The data term (`spectral_lab.losses.LOSSES`) and its options."""
+    """The data term (`spectral_lab.losses.LOSSES`) and its options; None: the task's own
+    (``mse``; ``blend`` for the blend task)."""
 
-    name: str = "mse"
+    name: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -211,13 +217,19 @@ def run_seeds(fit: FitConfig) -> list[dict[str, int]]:
     return out
 
 
-def _finite(x, name, *, positive=False, nonnegative=False):
+# beyond this a value overflows float32 arithmetic somewhere in a fit (squares of 1e19 do)
+LARGEST = 1e6
+
+
+def _finite(x, name, *, positive=False, nonnegative=False, largest=None):
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         raise ConfigError(f"{name} must be a finite number, got {x!r}")
     if positive and x <= 0:
         raise ConfigError(f"{name} must be positive, got {x}")
     if nonnegative and x < 0:
         raise ConfigError(f"{name} must be >= 0, got {x}")
+    if largest is not None and abs(x) > largest:
+        raise ConfigError(f"{name} must be at most {largest:g} in size, got {x:g} (larger values overflow float32)")
 
 
 def _int(x, name, lo, hi=None):
@@ -235,6 +247,8 @@ def resolve(cfg: RunConfig) -> RunConfig:
     out = cfg
     if cfg.operator.name is None:
         out = out.replace(operator=dataclasses.replace(cfg.operator, name=spec.operator))
+    if cfg.loss.name is None:
+        out = out.replace(loss=dataclasses.replace(cfg.loss, name=spec.loss))
     if cfg.record.burn_in is None and cfg.fit.optimizer in SAMPLERS and isinstance(cfg.fit.iterations, int):
         burn_in = int(round(SAMPLER_BURN_IN * cfg.fit.iterations))
         out = out.replace(record=dataclasses.replace(cfg.record, burn_in=burn_in))
@@ -273,6 +287,13 @@ def validate(cfg: RunConfig) -> RunConfig:
                               + ("both" if "drop" in opts else "neither"))
         if "mask" in opts and s.kind == "sines":
             raise ConfigError("a mask image needs an image signal (--signal image); 1D signals take --drop")
+    if cfg.task == "blend":
+        if s.kind != "image" or s.image is None or s.foreground is None or "mask" not in cfg.operator.options:
+            raise ConfigError("blending needs --foreground A.png --background B.png --mask M.png")
+        if s.observed is not None:
+            raise ConfigError("--observed has no meaning for blending (its inputs are the foreground and background)")
+    elif s.foreground is not None:
+        raise ConfigError("--foreground is for --task blend")
     if s.kind not in SIGNAL_KINDS:
         raise ConfigError(f"unknown signal {s.kind!r}; choose from {', '.join(SIGNAL_KINDS)}")
     _int(s.length, "length", 4, 1 << 22)
@@ -280,7 +301,10 @@ def validate(cfg: RunConfig) -> RunConfig:
     _int(s.size, "size", 8, 4096)
     _int(s.crop_multiple, "crop_multiple", 1, 4096)
     _finite(s.pattern_fraction, "pattern fraction", nonnegative=True)
-    _finite(d.sigma, "sigma", nonnegative=True)
+    _finite(d.sigma, "sigma", nonnegative=True, largest=LARGEST)
+    if s.kind == "sines" and isinstance(s.amps, (tuple, list)):
+        for a in s.amps:
+            _finite(a, "amplitude", largest=LARGEST)
     _finite(d.cutoff, "noise cut-off", positive=True)
     _int(d.seed, "noise seed", 0)
     _finite(d.probe, "probe", nonnegative=True)
@@ -290,9 +314,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError("probe (the SURE twin's perturbation of the observation) needs the denoise task")
     _int(f.iterations, "iterations", 1, 10_000_000)
     _finite(f.lr, "learning rate", positive=True)
-    _finite(f.reg_noise_std, "reg_noise_std", nonnegative=True)
+    _finite(f.reg_noise_std, "reg_noise_std", nonnegative=True, largest=LARGEST)
     if f.input_scale is not None:
-        _finite(f.input_scale, "input scale", positive=True)
+        _finite(f.input_scale, "input scale", positive=True, largest=LARGEST)
     _int(f.runs, "runs", 1, 4096)
     _int(f.seed, "seed", 0, 2**62)
     if f.vary not in VARY:

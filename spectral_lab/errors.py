@@ -31,3 +31,7 @@ class DivergedError(SpectralLabError):
 
 class WriteError(SpectralLabError):
     """Writing the trajectory file failed (full disk, I/O error)."""
+
+
+class ExportError(SpectralLabError, ValueError):
+    """An output cannot be written where or as asked (an unsupported format, an existing file)."""

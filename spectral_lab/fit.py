@@ -150,6 +150,7 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
     """
     op = op or Identity()
     loss = loss or mse
+    on_iteration = getattr(loss, "on_iteration", None)  # losses that anneal over the iterations
     callbacks = list(callbacks)
     net, opt = state.net, state.optimizer
     net.train()
@@ -163,6 +164,8 @@ def fit(state: FitState, z: torch.Tensor, y: torch.Tensor, *, iterations: int,
             for cb in callbacks:
                 cb.on_step_begin(state)
             last = i == iterations
+            if on_iteration is not None:
+                on_iteration(i)
             zi = z if reg_noise_std <= 0 else z + reg_noise_std * _noise(state.noise_generators, z)
             with torch.set_grad_enabled(not last):
                 out = net(zi)

@@ -18,10 +18,15 @@ as ``/runs/<r>/loss`` is this value: the data term actually minimised.
   the means over the *known* samples of each s × s cell, pool(M ⊙ ·) / pool(M), weighted by
   M_s = pool(M), the cell's known fraction. At s = 1 this is the known-sample mean squared
   error; with every sample known it is the MSE of the pooled images.
+- ``blend`` (003, appendix A3): the image-blending objective, see `Blend`.
+
+A loss whose value depends on the iteration (the blend objective anneals its transition map)
+defines ``on_iteration(i)``; the fit loop calls it before the forward pass of step i.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import Sequence
 
@@ -31,9 +36,9 @@ import torch.nn.functional as F
 from .errors import ConfigError
 from .registry import Registry
 
-__all__ = ["LOSSES", "MSE", "MultiScale", "mse", "make_loss"]
+__all__ = ["LOSSES", "MSE", "MultiScale", "Blend", "mse", "make_loss"]
 
-LOSSES: Registry = Registry("loss", skip=("operator",))
+LOSSES: Registry = Registry("loss", skip=("operator", "iterations"))
 
 
 @LOSSES.register("mse", help="mean squared error over every sample (the DIP data term)")
@@ -100,10 +105,59 @@ class MultiScale:
         return total
 
 
-def make_loss(name: str, options=None, *, operator=None):
-    """Build loss ``name`` with its options and the task's operator (ConfigError for unknown options)."""
+@LOSSES.register("blend", help="the image-blending objective of 003 (appendix A3): region-wise pixel, "
+                 "low-frequency, illumination, gradient and texture terms")
+class Blend:
+    """`spectral_lab.blend.objective.blend_loss` against the blend operator's foreground,
+    background and mask, annealed over the fit's ``iterations`` (the fit loop tells the loss
+    its iteration through `on_iteration`). ``weights``: per-term weights overriding the
+    paper's (pixel 50, low_freq 25, illum 20, grad 6, dir 4, blend 12, aniso 18); every other
+    option of the objective (``soft_size``, ``anneal_power``, ...) as its keyword."""
+
+    def __init__(self, *, weights=None, operator=None, iterations: int = 1, **options) -> None:
+        from .blend.objective import BLEND_OPTIONS, BLEND_WEIGHTS
+
+        if operator is None or getattr(operator, "name", None) != "blend":
+            raise ConfigError("the blend loss needs the blend task (record --task blend --foreground A "
+                              "--background B --mask M)")
+        unknown = sorted(set(options) - set(BLEND_OPTIONS))
+        if unknown:
+            raise ConfigError(f"loss 'blend' has no option {', '.join(unknown)}; its options are weights, "
+                              f"{', '.join(BLEND_OPTIONS)}")
+        bad = sorted(set(weights or {}) - set(BLEND_WEIGHTS))
+        if bad:
+            raise ConfigError(f"the blend objective has no term {', '.join(bad)}; its terms are {', '.join(BLEND_WEIGHTS)}")
+        self.weights, self.options, self.iterations = dict(weights or {}), options, max(1, int(iterations))
+        self.iteration = 0
+        self._arrays = {k: torch.from_numpy(v.astype("float32")) for k, v in operator.arrays.items()}
+        self._cache: dict[tuple, tuple] = {}
+
+    def on_iteration(self, iteration: int) -> None:
+        self.iteration = int(iteration)
+
+    def __call__(self, pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from .blend.objective import blend_loss
+
+        key = (pred.device, pred.dtype)
+        if key not in self._cache:
+            a = self._arrays
+            self._cache[key] = tuple(a[k].to(device=pred.device, dtype=pred.dtype)
+                                     for k in ("foreground", "background")) + (
+                a["mask"][0].to(device=pred.device, dtype=pred.dtype),)
+        fg, bg, mask = self._cache[key]
+        return blend_loss(pred, fg, bg, mask, iteration=min(self.iteration, self.iterations),
+                          iterations=self.iterations, weights=self.weights, **self.options)
+
+
+def make_loss(name: str, options=None, *, operator=None, iterations: int | None = None):
+    """Build loss ``name`` with its options, the task's operator and the fit's number of
+    iterations (for losses that anneal); ConfigError for unknown options."""
     opts = LOSSES.check_options(name, options or {})
+    entry = LOSSES.get(name).obj
+    context = {"operator": operator}
+    if iterations is not None and "iterations" in inspect.signature(entry.__init__).parameters:
+        context["iterations"] = iterations
     try:
-        return LOSSES.get(name).obj(**opts, operator=operator)
+        return entry(**opts, **context)
     except TypeError as exc:
         raise ConfigError(f"loss {name!r}: {exc}") from None

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from .errors import ConfigError
 from .registry import Registry
 
-__all__ = ["OPERATORS", "Operator", "Identity", "Mask", "Downsample", "build_operator", "lanczos_kernel",
+__all__ = ["OPERATORS", "Operator", "Identity", "Mask", "Downsample", "Blend", "build_operator", "lanczos_kernel",
            "DOWNSAMPLE_KERNELS"]
 
 OPERATORS: Registry = Registry("operator", skip=("signal_shape", "arrays", "mask_array"))
@@ -214,6 +214,36 @@ class Downsample(Operator):
         return y.reshape(*lead, *y.shape[2:])
 
 
+@OPERATORS.register("blend", help="image blending: A = I, with the foreground, background and mask the loss "
+                    "compares against (003, appendix A3)")
+class Blend(Operator):
+    """Image blending (003_…, appendix A3): the output is compared, region by region, with a
+    foreground placed on the background's canvas and a mask (1 = foreground), so A = I and
+    the operator only carries ``arrays`` ``foreground``, ``background`` ``(C, H, W)`` and
+    ``mask`` ``(1, H, W)`` for the ``blend`` loss. Options record where they came from."""
+
+    name = "blend"
+
+    def __init__(self, signal_shape, *, foreground: str | None = None, mask: str | None = None,
+                 arrays: Mapping[str, np.ndarray] | None = None) -> None:
+        super().__init__(signal_shape)
+        arrays = dict(arrays or {})
+        missing = [k for k in ("foreground", "background", "mask") if k not in arrays]
+        if missing:
+            raise ConfigError(f"the blend operator needs its {', '.join(missing)} (record --task blend "
+                              "--foreground A --background B --mask M)")
+        for key in ("foreground", "background"):
+            if tuple(arrays[key].shape) != self.signal_shape:
+                raise ConfigError(f"the {key} is {arrays[key].shape}, the output {self.signal_shape}")
+        self.options = {k: v for k, v in (("foreground", foreground), ("mask", mask)) if v is not None}
+        self.arrays = {"foreground": np.asarray(arrays["foreground"], dtype=np.float32),
+                       "background": np.asarray(arrays["background"], dtype=np.float32),
+                       "mask": np.asarray(arrays["mask"], dtype=np.uint8).reshape(1, *self.signal_shape[1:])}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def build_operator(name: str, signal_shape: tuple[int, ...], *, options: Mapping[str, Any] | None = None,
                    seed: int = 0, arrays: Mapping[str, np.ndarray] | None = None) -> Operator:
     """Operator ``name`` for signals of ``signal_shape`` ``(C, *spatial)``; ``seed`` draws random
@@ -224,6 +254,8 @@ def build_operator(name: str, signal_shape: tuple[int, ...], *, options: Mapping
     if name == "mask" and arrays and "mask" in arrays:
         kwargs["mask_array"] = arrays["mask"]
         kwargs.pop("drop", None)
+    if "arrays" in inspect.signature(cls.__init__).parameters:
+        kwargs["arrays"] = dict(arrays or {})
     if "seed" in inspect.signature(cls.__init__).parameters:
         kwargs.setdefault("seed", seed)
     try:

@@ -94,6 +94,8 @@ def _make_problem(cfg: RunConfig) -> Problem:
         clean = signals.triangle_image((s.size, s.size), s.pattern_fraction)
         kind = "image"
 
+    if cfg.task == "blend":
+        return _blend_problem(cfg, clean, multiple)
     given = None
     if s.observed is not None:
         # a degraded image as it is: its crop follows the output's (the clean image's) grid
@@ -153,3 +155,46 @@ def _operator_arrays(cfg: RunConfig, kind: str, image_path, shape) -> dict:
     if mask.shape[1:] != tuple(shape[1:]):  # pragma: no cover - same grid by construction
         raise ConfigError(f"the mask's grid {mask.shape[1:]} is not the image's {shape[1:]}")
     return {"mask": mask}
+
+
+def _blend_problem(cfg: RunConfig, background: np.ndarray, multiple: int) -> Problem:
+    """Blending: no clean target; the background (``signal.image``) is the canvas, the
+    foreground is placed on it (`place_foreground`), the mask (1 = foreground) is brought to
+    the canvas' grid like an inpainting mask."""
+    s = cfg.signal
+    crop = math.lcm(multiple, s.crop_multiple)
+    foreground = signals.load_image(s.foreground, grey=s.grey, downsample=s.downsample, crop_multiple=1)
+    mask = signals.load_mask(cfg.operator.options["mask"], size=signals.image_size(s.image),
+                             downsample=s.downsample, crop_multiple=crop)
+    if not mask.any():
+        raise ConfigError("the blending mask selects no pixel (nonzero = foreground)")
+    if foreground.shape[0] != background.shape[0]:
+        raise ConfigError(f"the foreground has {foreground.shape[0]} channel(s), the background "
+                          f"{background.shape[0]}: load both in colour or both grey (--grey)")
+    placed = place_foreground(foreground, background.shape, mask[0])
+    operator = build_operator("blend", tuple(background.shape), options=cfg.operator.options,
+                              arrays={"foreground": placed, "background": background, "mask": mask})
+    return Problem("image", None, np.asarray(background, dtype=np.float32), operator, tuple(background.shape))
+
+
+def place_foreground(foreground: np.ndarray, shape: tuple[int, ...], mask: np.ndarray) -> np.ndarray:
+    """The foreground on a canvas of ``shape`` ``(C, H, W)``: as it is when it has the canvas'
+    size (already placed), else centred on the mask's centroid (it must cover the mask; the
+    canvas outside it is 0, which the blend objective never reads)."""
+    if tuple(foreground.shape) == tuple(shape):
+        return np.asarray(foreground, dtype=np.float32)
+    c, h, w = shape
+    fh, fw = foreground.shape[1:]
+    if fh > h or fw > w:
+        raise ConfigError(f"the foreground ({fh}x{fw}) is larger than the background ({h}x{w})")
+    ys, xs = np.nonzero(mask)
+    top = int(np.clip(round(ys.mean() - fh / 2), 0, h - fh))
+    left = int(np.clip(round(xs.mean() - fw / 2), 0, w - fw))
+    covered = np.zeros((h, w), dtype=bool)
+    covered[top:top + fh, left:left + fw] = True
+    if not covered[mask != 0].all():
+        raise ConfigError(f"the foreground ({fh}x{fw}) centred on the mask does not cover it: make the mask "
+                          "fit inside the foreground, or give a foreground of the background's size")
+    canvas = np.zeros(shape, dtype=np.float32)
+    canvas[:, top:top + fh, left:left + fw] = foreground
+    return canvas

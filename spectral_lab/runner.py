@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 from .config import RunConfig, run_seeds, validate
@@ -18,7 +19,8 @@ from .losses import make_loss
 from .models import build_model
 from .models.base import RunNet
 from .problem import Problem, make_problem, model_kwargs
-from .trajectory import TrajectoryRecorder, create_trajectory, prepare_resume
+from .resources import ResourceError, check_memory, estimate_memory, forward_with_activation_bytes, scale_estimate
+from .trajectory import TrajectoryRecorder, chunk_frames, create_trajectory, prepare_resume
 
 __all__ = ["Problem", "make_problem", "select_device", "prepare_fit", "record", "resume", "ProgressBar"]
 
@@ -60,16 +62,33 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
     """Network, optimiser state, input z ``(R, C_in, *spatial)`` and observation y on ``device``."""
     device = device or select_device(cfg.fit.device)
     seeds = run_seeds(cfg.fit)
-    try:
-        net = build_net(cfg, problem, seeds)
+
+    def make(seeds_):
+        net = build_net(cfg, problem, seeds_)
         if problem.guide is not None:  # every run sees the guide image
-            z = torch.from_numpy(problem.guide).unsqueeze(0).expand(len(seeds), *problem.guide.shape).clone()
+            z = torch.from_numpy(problem.guide).unsqueeze(0).expand(len(seeds_), *problem.guide.shape).clone()
         else:
             # None: the family's own input (RunNet.input_dist / input_scale)
-            z = net.make_input([s["input_seed"] for s in seeds], dist=cfg.fit.input_dist,
+            z = net.make_input([s["input_seed"] for s in seeds_], dist=cfg.fit.input_dist,
                                scale=cfg.fit.input_scale)
         net = net.to(device)
-        _dry_run(net, z.to(device), (len(seeds), *problem.model_shape))
+        return net, z, _dry_run(net, z.to(device), (len(seeds_), *problem.model_shape))
+
+    try:
+        # one run first: its memory, times R, is checked before R runs are built
+        one, z, one_bytes = make(seeds[:1])
+        estimate = estimate_memory(one, one_bytes, runs=1, frame_elements=int(np.prod(problem.shape)),
+                                   block_frames=chunk_frames(problem.shape, 4),
+                                   posterior=cfg.record.burn_in is not None)
+        check_memory(scale_estimate(estimate, len(seeds)), device)
+        if len(seeds) == 1:
+            net = one
+        else:
+            del one
+            net, z, _ = make(seeds)
+    except MemoryError:
+        raise ResourceError(f"the model does not fit in memory on a signal of shape {problem.model_shape}, not even "
+                            "one run") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     except (ArithmeticError, RuntimeError, MemoryError, TypeError) as exc:
@@ -86,19 +105,20 @@ def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = 
     return state, z.to(device), y
 
 
-def _dry_run(net: RunNet, z: torch.Tensor, shape: tuple[int, ...]) -> None:
+def _dry_run(net: RunNet, z: torch.Tensor, shape: tuple[int, ...]) -> int:
     """One forward pass in eval mode (no state changes: BatchNorm statistics stay as they are)
-    to check that the network maps z to finite outputs of the signal's shape."""
+    to check that the network maps z to finite outputs of the signal's shape; returns the
+    bytes of its layers' outputs (`spectral_lab.resources`)."""
     net.eval()
     try:
-        with torch.no_grad():
-            out = net(z)
+        out, activation_bytes = forward_with_activation_bytes(net, z)
     finally:
         net.train()
     if tuple(out.shape) != shape:
         raise ConfigError(f"model output has shape {tuple(out.shape)}, not {shape}")
     if not bool(torch.isfinite(out).all()):
         raise ConfigError("the untrained network's output is not finite; input scale too large?")
+    return activation_bytes
 
 
 class ProgressBar(Callback):
@@ -134,11 +154,12 @@ def record(cfg: RunConfig, out: str | Path, *, overwrite: bool = False, progress
     the file stores the configuration as resolved (task defaults, guide channels)."""
     cfg = validate(cfg)
     problem = make_problem(cfg)
-    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
     device = select_device(cfg.fit.device)
     state, z, y = prepare_fit(cfg, problem, device)
     seeds = run_seeds(cfg.fit)
     op = problem.operator
+    _check_initial_loss(state, z, y, op, loss, problem)
     f = create_trajectory(out, config=cfg.to_dict(), kind=problem.kind, target=problem.clean,
                           observed=problem.observed, run_seeds=seeds, iterations=cfg.fit.iterations,
                           dtype=cfg.record.dtype, compression=cfg.record.compression, overwrite=overwrite,
@@ -155,7 +176,7 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
     try:
         cfg = RunConfig.from_dict(point.config)
         problem = make_problem(cfg)
-        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+        loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
         state, z, y = prepare_fit(cfg, problem)
         extra = state.load_bytes(point.blob) if point.blob is not None else {}
     except BaseException:
@@ -163,6 +184,17 @@ def resume(path: str | Path, *, progress: bool = True, should_stop: Callable[[],
         raise
     return _run(cfg, problem, loss, state, z, y, f, point.frames, point.iteration, extra, progress, should_stop,
                 callbacks)
+
+
+def _check_initial_loss(state: FitState, z: torch.Tensor, y: torch.Tensor, op, loss, problem: Problem) -> None:
+    """The untrained network's data term must be finite: a signal, an amplitude or a noise level
+    too large for float32 would otherwise end as "diverged" at iteration 0, with a file."""
+    with torch.no_grad():
+        value = loss(op(state.net(z)), y)
+    if not bool(torch.isfinite(value).all()):
+        peak = float(np.max(np.abs(problem.observed)))
+        raise ConfigError(f"the untrained network's loss is not finite: the observation is too large for float32 "
+                          f"(max |y| = {peak:.3g}); lower the amplitudes, the noise sigma or the input scale")
 
 
 def _run(cfg, problem, loss, state, z, y, f, frames, iteration, extra, progress, should_stop, callbacks) -> FitResult:
@@ -175,5 +207,19 @@ def _run(cfg, problem, loss, state, z, y, f, frames, iteration, extra, progress,
         f.close()
         raise
     bar = ProgressBar(cfg.fit.iterations + 1, desc=f"{cfg.model.name} x{cfg.fit.runs}", disable=not progress)
-    return fit(state, z, y, iterations=cfg.fit.iterations, op=problem.operator, loss=loss,
-               reg_noise_std=cfg.fit.reg_noise_std, callbacks=[recorder, bar, *callbacks], should_stop=should_stop)
+    try:
+        return fit(state, z, y, iterations=cfg.fit.iterations, op=problem.operator, loss=loss,
+                   reg_noise_std=cfg.fit.reg_noise_std, callbacks=[recorder, bar, *callbacks], should_stop=should_stop)
+    except MemoryError:
+        raise _out_of_memory(recorder.path, state) from None
+    except RuntimeError as exc:  # torch's allocators: "out of memory", "can't allocate memory"
+        if "out of memory" in str(exc) or "allocate memory" in str(exc):
+            raise _out_of_memory(recorder.path, state) from None
+        raise
+
+
+def _out_of_memory(name: str, state: FitState) -> ResourceError:
+    """The run ran out of memory: the recorder has marked the file failed (it keeps its flushed
+    frames); one line says so."""
+    return ResourceError(f"out of memory at iteration {state.iteration}; {name} keeps the frames flushed before "
+                         f"and is marked failed (record again with fewer runs or a smaller signal)")

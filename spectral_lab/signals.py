@@ -327,6 +327,80 @@ def load_image(
     return np.ascontiguousarray(_center_crop(channels, crop_multiple, path), dtype=np.float32)
 
 
+def _png_sixteen_bit_colour(path: Path) -> bool:
+    """True for a PNG of 16 bits per sample in colour (or grey with alpha): PIL reads those as
+    8-bit images, dropping the low byte of every sample."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(26)
+    except OSError:
+        return False
+    return head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _read_sixteen_bit_png(path: Path) -> np.ndarray:
+    """Decode a 16-bit PNG (grey + alpha, RGB, RGBA; not interlaced) with zlib: PIL, and
+    imageio through it, keep only 8 bits of such files."""
+    import struct
+    import zlib
+
+    data = path.read_bytes()
+    pos, chunks, idat = 8, {}, []
+    try:
+        while pos < len(data):
+            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            body = data[pos + 8: pos + 8 + length]
+            if kind == b"IDAT":
+                idat.append(body)
+            else:
+                chunks.setdefault(kind, body)
+            pos += 12 + length
+            if kind == b"IEND":
+                break
+        width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[b"IHDR"])
+        raw = zlib.decompress(b"".join(idat))
+    except (KeyError, struct.error, zlib.error) as exc:
+        raise SignalError(f"cannot read image {path}: a damaged PNG ({exc})") from None
+    if interlace:
+        raise SignalError(f"cannot read image {path}: interlaced 16-bit PNGs are not supported (save it without "
+                          "interlacing)")
+    samples = {2: 3, 4: 2, 6: 4}[colour]
+    bpp, stride = 2 * samples, 2 * samples * width
+    rows = np.frombuffer(raw, dtype=np.uint8)
+    if rows.size != height * (stride + 1):
+        raise SignalError(f"cannot read image {path}: a truncated PNG")
+    rows = rows.reshape(height, stride + 1)
+    out = np.zeros((height, stride), dtype=np.int64)
+    for y in range(height):  # undo the scanline filters (PNG spec, section 9)
+        kind, line = rows[y, 0], rows[y, 1:].astype(np.int64)
+        prior = out[y - 1] if y else np.zeros(stride, dtype=np.int64)
+        if kind == 0:
+            out[y] = line
+        elif kind == 2:
+            out[y] = (line + prior) & 255
+        elif kind in (1, 3, 4):
+            cur = out[y]
+            for x in range(stride):
+                left = cur[x - bpp] if x >= bpp else 0
+                up, up_left = prior[x], prior[x - bpp] if x >= bpp else 0
+                if kind == 1:
+                    pred = left
+                elif kind == 3:
+                    pred = (left + up) // 2
+                else:
+                    p = left + up - up_left
+                    pa, pb, pc = abs(p - left), abs(p - up), abs(p - up_left)
+                    pred = left if pa <= pb and pa <= pc else (up if pb <= pc else up_left)
+                cur[x] = (line[x] + pred) & 255
+        else:
+            raise SignalError(f"cannot read image {path}: unknown PNG filter {kind}")
+    values = (out[:, 0::2] << 8 | out[:, 1::2]).reshape(height, width, samples)
+    channels = np.moveaxis(values.astype(np.float64) / 65535.0, -1, 0)
+    if samples in (2, 4):  # drop the alpha channel, as for 8-bit images
+        channels = channels[:-1]
+    return channels
+
+
 def _read_image(path: Path) -> np.ndarray:
     """(C, H, W) float64 in [0, 1] of an image file; SignalError naming the path otherwise."""
     from PIL import Image, UnidentifiedImageError
@@ -335,6 +409,8 @@ def _read_image(path: Path) -> np.ndarray:
         raise SignalError(f"image file not found: {path}")
     if not path.is_file():
         raise SignalError(f"image path is not a file: {path}")
+    if _png_sixteen_bit_colour(path):
+        return _read_sixteen_bit_png(path)
     try:
         with Image.open(path) as image:
             image.load()

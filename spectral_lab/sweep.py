@@ -15,7 +15,9 @@ A sweep is a list of `Job` s, one trajectory file each (its `RunConfig` and its 
 (so a file written before a field existed reads with that field's default), with the job's as
 `record` stores it (through `validate`), as JSON. `record_job` is a module-level function of one picklable `Job` that returns a plain
 `Recorded`, so that a `concurrent.futures.Executor` can run jobs side by side
-(``executor.map(record_job, jobs)``); `record_jobs` is that map done sequentially.
+(`spectral_lab.executors.run_sweep`); `record_jobs` is that map done sequentially. With a
+``staging`` folder a job records on the worker's own disk and its file is moved into place
+when the fit ends (`spectral_lab.staging`; `locate` decides between the two copies).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .config import RunConfig, validate
 from .errors import DivergedError, SpectralLabError
 from .fit import Callback, FitState
 
-__all__ = ["Job", "FileState", "Recorded", "Estimate", "inspect_file", "action_of", "record_job", "record_jobs",
+__all__ = ["Job", "FileState", "Recorded", "Estimate", "inspect_file", "action_of", "locate", "record_job", "record_jobs", "describe",
            "network_info", "probe_seconds_per_iteration", "estimate_jobs", "estimate_table", "check_storage",
            "plan", "markdown_table", "fmt_seconds", "fmt_bytes"]
 
@@ -61,6 +63,7 @@ class FileState:
     same: bool
     status: str = ""
     frames: int = 0
+    live: bool = False
 
 
 def _canonical(config: Mapping[str, Any]) -> str:
@@ -70,7 +73,7 @@ def _canonical(config: Mapping[str, Any]) -> str:
 
 def inspect_file(path: str | Path, cfg: RunConfig) -> FileState:
     """`FileState` of ``path`` against ``cfg``; ``FileState(False)`` when there is no file or
-    it cannot be read (it will then be recorded anew)."""
+    it cannot be read (it will then be recorded anew). ``live``: a process is writing it."""
     from .trajectory import open_trajectory
 
     path = Path(path)
@@ -79,10 +82,11 @@ def inspect_file(path: str | Path, cfg: RunConfig) -> FileState:
     try:
         with open_trajectory(path) as t:
             stored, status, frames = _canonical(t.config), t.status, t.n_frames(0)
+            live = status == "running" and t.writer_alive
     except SpectralLabError:
         return FileState(False)
     # the job's configuration as `record` stores it: checked and with what it leaves open resolved
-    return FileState(stored == _canonical(validate(cfg).to_dict()), status, frames)
+    return FileState(stored == _canonical(validate(cfg).to_dict()), status, frames, live)
 
 
 def action_of(state: FileState) -> Action:
@@ -156,34 +160,103 @@ def _completed(job: Job, result, what: str) -> None:
                            f"run the same command again to resume it")
 
 
-def record_job(job: Job, *, log: Callable[[str], None] | None = None) -> Recorded:
+@dataclass(frozen=True)
+class _Where:
+    """What `record_job` will do with a job (`locate`): ``action`` (``publish``: a finished
+    staged file only needs its move into place), the `FileState` of the file it continues, the
+    file it works on, and whether the destination's unfinished file must first be copied there."""
+
+    action: Literal["reuse", "publish", "resume", "record"]
+    state: FileState
+    work: Path
+    copy_in: bool = False
+
+
+def locate(job: Job, staging: str | Path | None = None) -> _Where:
+    """Decide between the destination and its staged copy (`spectral_lab.staging`): reuse a
+    complete destination; publish a complete staged file; resume whichever unfinished file of
+    the same configuration holds more frames (the staged one on ties: it is the newer);
+    record anew otherwise (in the staging folder when there is one)."""
+    from .staging import staged_path, staging_folder
+
+    dest = inspect_file(job.path, job.config)
+    folder = staging_folder(staging)
+    if action_of(dest) == "reuse" or folder is None:
+        return _Where(action_of(dest), dest, job.path)
+    work = staged_path(job.path, folder)
+    staged = inspect_file(work, job.config)
+    if action_of(staged) == "reuse":
+        return _Where("publish", staged, work)
+    dest_frames = dest.frames if action_of(dest) == "resume" else -1
+    if action_of(staged) == "resume" and staged.frames >= dest_frames:
+        return _Where("resume", staged, work)
+    if action_of(dest) == "resume":
+        return _Where("resume", dest, work, copy_in=True)
+    return _Where("record", FileState(False), work)
+
+
+def record_job(job: Job, *, log: Callable[[str], None] | None = None, staging: str | Path | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Recorded:
     """Make ``job.path`` hold a complete recording of ``job.config``: reuse, resume or record
     (see the module docstring). Raises `DivergedError` or `SpectralLabError` when the fit
-    does not complete (an interrupted file is left resumable)."""
+    does not complete (an interrupted file is left resumable).
+
+    ``staging``: None records in place; a folder (or ``"auto"``, the machine's temporary
+    folder: `spectral_lab.staging.staging_folder`) records there and moves the file into
+    place when the fit ends — complete, stopped or diverged, so that any machine can resume
+    or inspect it; a killed process leaves its staged file, which `locate` resumes on the
+    next run on the same machine. ``should_stop``: polled once per step (a stop leaves the
+    file ``interrupted``)."""
     from .runner import record, resume
+    from .staging import copy_in, publish
 
     say = log or (lambda message: None)
-    state = inspect_file(job.path, job.config)
-    act = action_of(state)
-    if act == "reuse":
-        say(f"  reusing {job.path.name} (complete, same configuration)")
-        return Recorded(job, act, 0.0, _built_network(job.config))
+    where = locate(job, staging)
+    name = job.path.name
+    if where.action == "reuse":
+        say(f"  reusing {name} (complete, same configuration)")
+        return Recorded(job, "reuse", 0.0, _built_network(job.config))
+    if where.action == "publish":
+        say(f"  moving the finished staged copy of {name} into place")
+        publish(where.work, job.path)
+        return Recorded(job, "reuse", 0.0, _built_network(job.config))
+    if where.state.live:
+        raise SpectralLabError(f"{name} is being written by another process")
+    staged = where.work != job.path
     probe = _NetProbe()
     started = time.perf_counter()
-    if act == "resume":
-        say(f"  resuming {job.path.name} ({state.status})")
-        result = resume(job.path, progress=False, callbacks=[probe])
-    else:
-        job.path.parent.mkdir(parents=True, exist_ok=True)
-        result = record(job.config, job.path, overwrite=True, progress=False, callbacks=[probe])
+    try:
+        if where.action == "resume":
+            if where.copy_in:
+                copy_in(job.path, where.work)
+            say(f"  resuming {name} ({where.state.status})")
+            result = resume(where.work, progress=False, callbacks=[probe], should_stop=should_stop)
+        else:
+            where.work.parent.mkdir(parents=True, exist_ok=True)
+            result = record(job.config, where.work, overwrite=True, progress=False, callbacks=[probe],
+                            should_stop=should_stop)
+    finally:
+        # the fit started (the file is this job's and closed): move it into place however it ended
+        if staged and probe.info and where.work.exists():
+            publish(where.work, job.path)
     seconds = time.perf_counter() - started
-    _completed(job, result, "resumed" if act == "resume" else "the")
-    if act == "record":
-        c = job.config
-        say(f"  recorded {job.path.name}: {c.model.name} {dict(c.model.options)}, {c.fit.runs} runs x "
-            f"{c.fit.iterations} it, lr {c.fit.lr:g} ({c.fit.optimizer}), "
-            f"{probe.info['parameters_per_run']:,} params/run, {seconds:.1f} s")
-    return Recorded(job, act, seconds, probe.info)
+    _completed(job, result, "resumed" if where.action == "resume" else "the")
+    rec = Recorded(job, where.action, seconds, probe.info)
+    if where.action == "record":
+        say(describe(rec))
+    return rec
+
+
+def describe(rec: Recorded) -> str:
+    """One line saying what `record_job` did: ``  recorded NAME: model {options}, R runs x N it,
+    lr (optimiser), parameters per run, seconds`` (``resumed``, ``reused`` alike)."""
+    name = rec.path.name
+    if rec.reused:
+        return f"  reused {name} (complete, same configuration)"
+    c = rec.job.config
+    verb = "recorded" if rec.action == "record" else "resumed"
+    return (f"  {verb} {name}: {c.model.name} {dict(c.model.options)}, {c.fit.runs} runs x {c.fit.iterations} it, "
+            f"lr {c.fit.lr:g} ({c.fit.optimizer}), {rec.parameters_per_run:,} params/run, {rec.seconds:.1f} s")
 
 
 def record_jobs(jobs: Sequence[Job], *, log: Callable[[str], None] = print) -> list[Recorded]:
@@ -235,7 +308,7 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     timer = _StepTimer()
     # through the task's operator and data term, as `runner.record` fits (super-resolution's
     # observation is smaller than the output: no operator, no fit)
-    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator)
+    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
     fit(state, z, y, iterations=steps + 1, op=problem.operator, loss=loss, reg_noise_std=cfg.fit.reg_noise_std,
         callbacks=[timer])
     # frames 1 .. steps+1 follow steps 0 .. steps; the first (warm-up) interval is left out
@@ -244,21 +317,22 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     return per_step, 3 * 4 * n_params
 
 
-def estimate_jobs(jobs: Sequence[Job]) -> Estimate:
+def estimate_jobs(jobs: Sequence[Job], *, staging: str | Path | None = None) -> Estimate:
     """Probe every distinct (signal shape, model, runs, input perturbation) once and scale by
-    the iterations left: a file to reuse costs nothing, one to resume only its missing frames."""
+    the iterations left: a file to reuse costs nothing, one to resume only its missing frames
+    (``staging``: where `record_job` will look for staged copies, see `locate`)."""
     from .runner import make_problem
 
     cache: dict[str, tuple[float, int]] = {}
     per_it, secs, sizes, shapes = [], [], [], []
     for job in jobs:
         c = job.config
-        state = inspect_file(job.path, c)
-        act = action_of(state)
+        where = locate(job, staging)
+        act, state = where.action, where.state
         # the cost depends on the signal's shape, not on its pixels: one probe per shape
         shape = tuple(int(n) for n in make_problem(c).shape)
         shapes.append(shape)
-        if act == "reuse":
+        if act in ("reuse", "publish"):
             per_it.append(0.0)
             secs.append(0.0)
             sizes.append(0)
@@ -299,13 +373,16 @@ def check_storage(est: Estimate) -> None:
             "or record fewer seeds")
 
 
-def plan(jobs: Sequence[Job], *, estimate_only: bool = False, log: Callable[[str], None] = print) -> Estimate:
-    """Print the probe estimate of the jobs; unless ``estimate_only``, refuse what the disk
-    cannot hold."""
+def plan(jobs: Sequence[Job], *, estimate_only: bool = False, log: Callable[[str], None] = print,
+         staging: str | Path | None = None, workers: int = 1) -> Estimate:
+    """Print the probe estimate of the jobs (and, for ``workers`` > 1, the wall time if they
+    share the work evenly); unless ``estimate_only``, refuse what the disk cannot hold."""
     log(f"estimating the cost of {len(jobs)} recording(s) (a few timed steps of each distinct setting) ...")
-    est = estimate_jobs(jobs)
+    est = estimate_jobs(jobs, staging=staging)
     log(estimate_table(jobs, est))
-    log(f"estimated total: {fmt_seconds(est.total_seconds)} of fitting at the probed speed, "
+    spread = "" if workers <= 1 else (f" (about {fmt_seconds(est.total_seconds / min(workers, len(jobs)))} "
+                                      f"of wall time on {workers} workers, if each has a core of its own)")
+    log(f"estimated total: {fmt_seconds(est.total_seconds)} of fitting at the probed speed{spread}, "
         f"{fmt_bytes(est.total_bytes)} of trajectories ({fmt_bytes(est.free_bytes)} free)")
     if not estimate_only:
         check_storage(est)

@@ -95,3 +95,17 @@ def run_cli(capsys, *argv):
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def add_fault_rows(rows) -> None:
+    """Append fault-table rows to the JSON file named by ``SPECTRAL_LAB_FAULT_TABLE`` (the
+    README's fault table is filled from it; delete the file before a run to start anew)."""
+    import json
+    import os
+    from pathlib import Path
+
+    target = os.environ.get("SPECTRAL_LAB_FAULT_TABLE")
+    if target:
+        path = Path(target)
+        old = json.loads(path.read_text()) if path.exists() else []
+        path.write_text(json.dumps(old + list(rows), indent=2))

@@ -19,7 +19,40 @@ from spectral_lab.config import FitConfig, ModelConfig, RunConfig, SignalConfig
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data_dir(environ=os.environ) -> Path:
+    """The papers' test images: ``$SPECTRAL_LAB_SHARED`` (the shared folder, or its ``data``
+    folder itself) when set, else ``../shared/data`` next to this checkout (a git worktree
+    elsewhere sets the variable)."""
+    given = environ.get("SPECTRAL_LAB_SHARED")
+    if given:
+        folder = Path(given).expanduser()
+        return folder / "data" if (folder / "data").is_dir() else folder
+    return REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = shared_data_dir()
+
+
+def make_dry_run(folder: Path, target: str = "demo") -> list[str]:
+    """The commands ``make -n TARGET`` would run, in a copy of the Makefile in ``folder`` with
+    the environment already set up (so that only the target's own commands are listed);
+    skips when there is no ``make``."""
+    import shutil
+    import subprocess
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    shutil.copy(REPO / "Makefile", folder / "Makefile")
+    for name in ("setup.cfg", "pyproject.toml"):
+        (folder / name).touch()
+    (folder / ".venv" / "bin").mkdir(parents=True, exist_ok=True)
+    (folder / ".venv" / "bin" / "python").touch()
+    (folder / ".venv" / ".spectral_lab-installed").touch()
+    out = subprocess.run(["make", "-n", target], cwd=folder, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.splitlines()
 
 
 # --------------------------------------------------------------------------- --runslow
@@ -82,9 +115,9 @@ def tiny_image_config(tiny_image_path) -> RunConfig:
 
 @pytest.fixture
 def shared_data() -> Path:
-    """``../shared/data`` (the papers' test images), or skip when this checkout has none."""
+    """The shared data folder (`shared_data_dir`), or skip when there is none."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"no shared test data at {SHARED_DATA}")
+        pytest.skip(f"no shared test data at {SHARED_DATA} (set SPECTRAL_LAB_SHARED to the shared folder)")
     return SHARED_DATA
 
 

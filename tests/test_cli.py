@@ -238,17 +238,20 @@ def test_analyze_amplitudes_json_matches_an_independent_fft(tmp_path, capsys):
 
 # --------------------------------------------------------------------------- the demo
 
-def _demo_commands() -> list[list[str]]:
-    """The recipe of the Makefile's ``demo`` target, as argument lists without the program."""
-    text = (REPO / "Makefile").read_text()
-    recipe = re.search(r"^demo:.*\n((?:\t.*\n)+)", text, flags=re.M).group(1)
-    commands = [shlex.split(line.strip()) for line in recipe.splitlines()]
-    assert all(c[0].endswith("spectral-lab") for c in commands)
+def _demo_commands(folder) -> list[list[str]]:
+    """The spectral-lab commands ``make demo`` runs when nothing is recorded yet, as argument
+    lists without the program (the Makefile's variables expanded by ``make -n``)."""
+    from conftest import make_dry_run
+
+    commands = [shlex.split(line) for line in make_dry_run(folder, "demo")]
+    commands = [c for c in commands if c and c[0].endswith("spectral-lab")]
+    assert commands
     return [c[1:] for c in commands]
 
 
 def _run_first_demo_command(tmp_path, monkeypatch, capsys, *extra):
-    argv = _demo_commands()[0]
+    (tmp_path / "make").mkdir()
+    argv = _demo_commands(tmp_path / "make")[0]
     assert argv[0] == "record"
     monkeypatch.chdir(tmp_path)  # the demo writes to trajectories/ under the working folder
     code, _, err = run(capsys, *argv, *extra)

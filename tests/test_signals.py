@@ -1,9 +1,8 @@
 """Tests of spectral_lab.signals: exact values where math gives them, physical properties else."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from conftest import SHARED_DATA  # $SPECTRAL_LAB_SHARED or ../shared/data
 from PIL import Image
 
 from spectral_lab.errors import SignalError
@@ -21,7 +20,6 @@ from spectral_lab.signals import (
     white_noise,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 IMAGE_SHAPE = (3, 37, 31)
 
 

@@ -202,7 +202,7 @@ def test_record_observed_fits_the_given_image_and_metrics_without_a_reference_sa
         np.testing.assert_allclose(t.observed, np.moveaxis(np.asarray(Image.open(image16)), -1, 0) / 255, atol=1e-6)
     assert check_trajectory(out) == []
     code, _, err = run_cli(capsys, "analyze", "psnr", out)
-    assert code == 1 and err.count("\n") == 1 and "no clean reference" in err
+    assert code == 1 and err.count("\n") == 1 and "has no clean signal" in err
     code, _, err = run_cli(capsys, "info", out)
     assert code == 0
 

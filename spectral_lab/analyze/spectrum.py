@@ -146,8 +146,9 @@ def radial_bands(shape: tuple[int, int], n_bands: int | None = None) -> tuple[np
     empty = np.flatnonzero(np.bincount(band_index.ravel(), minlength=n_bands) == 0)
     if empty.size:
         raise AnalysisError(
-            f"{n_bands} bands are too many for a {height}x{width} image: band(s) {empty.tolist()} "
-            "hold no frequency sample; use fewer bands"
+            f"{n_bands} bands are too many for a {height}x{width} image: {empty.size} band(s) "
+            f"({', '.join(map(str, empty[:5].tolist()))}{', ...' if empty.size > 5 else ''}) hold no frequency "
+            f"sample; use fewer (the default for this size is {1 + max(1, min(height, width) // 4)})"
         )
     return band_index.astype(np.int64), np.concatenate([[0.0], ring_edges])
 
@@ -371,7 +372,7 @@ def spectrum_file(
     *,
     n_bands: int | None = None,
     threshold: float = 0.1,
-    reference: Literal["target", "observed"] = "target",
+    reference: Literal["target", "observed", "final"] = "target",
     channel: Channel = "luminance",
     chunk: int | None = None,
 ) -> SpectrumResult:
@@ -387,9 +388,11 @@ def spectrum_file(
         See `band_power`.
     threshold : float
         Relative-error threshold of `band_fit_times`.
-    reference : "target" or "observed"
-        Compare with the clean image (``traj.target``) or with what was fitted
-        (``traj.observed``, the noisy image when denoising).
+    reference : "target", "observed" or "final"
+        Compare with the clean image (``traj.target``), with what was fitted
+        (``traj.observed``, the noisy image when denoising), or with each run's own last
+        frame (when each band settles to its final value: files without a clean image, a
+        blend).
     chunk : int, optional
         Frames per read, passed to ``traj.iter_frames``.
 
@@ -398,8 +401,8 @@ def spectrum_file(
     AnalysisError
         A 1D trajectory, a bad parameter, a run without frames.
     """
-    if reference not in ("target", "observed"):
-        raise AnalysisError(f"reference must be 'target' or 'observed', got {reference!r}")
+    if reference not in ("target", "observed", "final"):
+        raise AnalysisError(f"reference must be 'target', 'observed' or 'final', got {reference!r}")
     if not (np.isfinite(threshold) and threshold >= 0):
         raise AnalysisError(f"threshold must be a finite number >= 0, got {threshold!r}")
     with open_reader(traj_or_path) as traj:
@@ -407,15 +410,23 @@ def spectrum_file(
             raise AnalysisError("spectrum analysis needs image trajectories; this file holds a 1D signal")
         if reference == "observed":
             require_operator(traj, ("identity",), "the spectrum against the observation")
-        image = traj.target if reference == "target" else traj.observed
-        ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
-        band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)
-        ref_power = _reference_band_power(ref, band_index)  # computed once for every frame
 
-        def band_errors(block: np.ndarray) -> np.ndarray:
-            return _relative_error(_frame_band_power(_channel_view(block, channel), band_index), ref_power)
+        def reference_power(run: int):
+            if reference == "final":
+                image = traj.frames(run)[traj.n_frames(run) - 1] if traj.n_frames(run) else None
+                if image is None:
+                    raise AnalysisError(f"run {run} has no recorded frames")
+            else:
+                image = traj.target if reference == "target" else traj.observed
+            ref = _channel_view(_reference_frame(image, (1, *traj.signal_shape)), channel)
+            band_index, band_edges = radial_bands(ref.shape[-2:], n_bands)
+            return band_index, band_edges, _reference_band_power(ref, band_index)  # once for every frame
 
-        errors = [map_blocks(traj, run, band_errors, chunk) for run in range(traj.n_runs)]
+        errors = []
+        for run in range(traj.n_runs):
+            band_index, band_edges, ref_power = reference_power(run)
+            errors.append(map_blocks(traj, run, lambda block: _relative_error(
+                _frame_band_power(_channel_view(block, channel), band_index), ref_power), chunk))
         seeds = tuple(dict(traj.run_seeds(r)) for r in range(traj.n_runs))
         its = [frame_iterations(traj, r) for r in range(traj.n_runs)]
     return SpectrumResult(

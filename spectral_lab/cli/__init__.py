@@ -3,8 +3,8 @@
 Every error spectral_lab raises on purpose becomes one line on stderr and a nonzero exit:
 1 for bad input or a bad file, 3 when the optimisation diverged, 130 when interrupted.
 
-One module per subcommand (``record``, ``files`` for info/check/models, ``analyzers/`` for
-analyze and plot). Only the chosen subcommand's parser is built in full: its choices come
+One module per subcommand (``record``, ``files`` for info/check/repair/models, ``export``,
+``analyzers/`` for analyze and plot, ``sweep``, ``catalogue``, ``report``). Only the chosen subcommand's parser is built in full: its choices come
 from the registries (models, optimisers, stopping rules, ...), and building them imports
 what they register — torch for ``record`` — which ``info`` or ``analyze`` do not need.
 Modules named in ``$SPECTRAL_LAB_PLUGINS`` are imported first, so their entries appear.
@@ -12,6 +12,7 @@ Modules named in ``$SPECTRAL_LAB_PLUGINS`` are imported first, so their entries 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -24,6 +25,12 @@ __all__ = ["main", "make_parser"]
 
 def _record(sub) -> None:
     from .record import add_parser
+
+    add_parser(sub)
+
+
+def _export(sub) -> None:
+    from .export import add_parser
 
     add_parser(sub)
 
@@ -47,14 +54,29 @@ def _analysis(verb: str) -> Callable:
     return add
 
 
+def _module(name: str) -> Callable:
+    def add(sub) -> None:
+        import importlib
+
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return add
+
+
 # name -> (builder of its parser, one-line help)
 COMMANDS: dict[str, tuple[Callable, str]] = {
     "record": (_record, "fit R runs and record every output to an HDF5 trajectory file"),
     "info": (_files("info"), "describe a trajectory file"),
     "check": (_files("check"), "validate a file against the trajectory schema"),
+    "repair": (_files("repair"), "clear a killed writer's HDF5 flags so that plain h5py, h5dump and xarray open "
+                                 "the file"),
+    "export": (_export, "write an output as PNG/.npy/.csv, or the whole trajectory as netCDF/Zarr/npz"),
     "models": (_files("models"), "list the model families, their options and parameter counts"),
     "analyze": (_analysis("analyze"), "compute an analysis of a trajectory file"),
     "plot": (_analysis("plot"), "draw an analysis of a trajectory file"),
+    "sweep": (_module("sweep"), "record every point of a grid or list of configurations, on local processes, Dask "
+                                "or Slurm"),
+    "catalogue": (_module("catalogue"), "one table of every trajectory file under a folder (CSV or Parquet)"),
+    "report": (_module("report"), "a static HTML page of an output folder's figures, tables and catalogue"),
 }
 
 
@@ -93,7 +115,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("spectral-lab: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+    except OSError as exc:  # the output itself failed (a full device behind stdout, ...)
+        _silence_stdout()
+        print(f"spectral-lab: error: cannot write the output: [Errno {exc.errno}] {exc.strerror}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, the traceback on demand
+        if os.environ.get("SPECTRAL_LAB_DEBUG"):
+            raise
+        first = (str(exc).splitlines() or [""])[0][:300]
+        print(f"spectral-lab: internal error: {type(exc).__name__}: {first} (a bug: please report it; "
+              f"SPECTRAL_LAB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's final flush of a broken or full output does
+    not print a traceback at exit."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

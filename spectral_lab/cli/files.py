@@ -1,4 +1,5 @@
-"""``spectral-lab info``, ``check`` and ``models``: describe files and the model families."""
+"""``spectral-lab info``, ``check``, ``repair`` and ``models``: describe, validate and repair files; list the
+model families."""
 
 from __future__ import annotations
 
@@ -16,6 +17,18 @@ def add_info_parser(sub) -> None:
     i.set_defaults(func=cmd_info)
 
 
+def add_repair_parser(sub) -> None:
+    r = sub.add_parser("repair", help="clear a killed writer's HDF5 flags so that plain h5py, h5dump and xarray "
+                                      "open the file",
+                       description="A recording killed while it ran leaves HDF5's 'open for writing' flags in the "
+                                   "file: spectral-lab reads it, plain h5py.File(path), h5dump and xarray refuse it. "
+                                   "repair clears them (like h5clear -s); frames, status and checkpoints are "
+                                   "untouched, so the recording stays resumable. A file that a process is writing "
+                                   "is refused.")
+    r.add_argument("file")
+    r.set_defaults(func=cmd_repair)
+
+
 def add_check_parser(sub) -> None:
     c = sub.add_parser("check", help="validate a file against the trajectory schema")
     c.add_argument("file")
@@ -30,32 +43,44 @@ def add_models_parser(sub) -> None:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
+    from ..analyze._io import json_safe
     from ..trajectory import open_trajectory
 
     with open_trajectory(a.file) as t:
         cfg = t.config
+        alive = t.writer_alive
+        killed = t.status == "running" and not alive
+        needs_repair = t.needs_repair
         if a.json:
-            print(json.dumps({"path": str(t.path), "status": t.status, "writer_alive": t.writer_alive,
-                              "kind": t.kind,
-                              "signal_shape": list(t.signal_shape), "n_runs": t.n_runs,
-                              "iterations": t.iterations,
-                              "frames": [t.n_frames(r) for r in range(t.n_runs)],
-                              "seeds": [t.run_seeds(r) for r in range(t.n_runs)],
-                              "attrs": {k: v for k, v in t.attrs.items() if k != "config"},
-                              "config": cfg}, indent=2, default=str))
+            print(json.dumps(json_safe({"path": str(t.path), "status": t.status, "writer_alive": alive,
+                                        "killed": killed, "needs_repair": needs_repair,
+                                        "kind": t.kind,
+                                        "signal_shape": list(t.signal_shape), "n_runs": t.n_runs,
+                                        "iterations": t.iterations,
+                                        "frames": [t.n_frames(r) for r in range(t.n_runs)],
+                                        "seeds": [t.run_seeds(r) for r in range(t.n_runs)],
+                                        "attrs": {k: v for k, v in t.attrs.items() if k != "config"},
+                                        "config": cfg}), indent=2, allow_nan=False, default=str))
             return 0
         print(f"{t.path}")
         status = t.status
-        if status == "running" and not t.writer_alive:
+        if killed:
             status = (f"running, but no process is writing it (killed?); continue with: "
                       f"spectral-lab record --resume {t.path}")
         print(f"  status      {status}" + (f" ({t.message})" if t.message else ""))
+        if needs_repair:
+            print(f"  hdf5        left open by a killed writer: plain h5py.File, h5dump and xarray refuse it until "
+                  f"`spectral-lab repair {t.path}` (or `record --resume`) clears its flags; "
+                  f"h5py.File(path, 'r', swmr=True) and spectral_lab.open_xarray read it as it is")
+        elif alive:
+            print("  hdf5        being written: other tools read it with h5py.File(path, 'r', swmr=True) or "
+                  "spectral_lab.open_xarray(path)")
         print(f"  signal      {t.kind} {tuple(t.signal_shape)}  ({_signal_summary(cfg)})")
         print(f"  task        {_task_summary(cfg, t.operator)}")
         if not t.has_target:
-            print("  reference   none: recorded from a degraded image alone (PSNR and the other scores need "
-                  "the clean image)")
-        opts = ", ".join(f"{k}={v}" for k, v in cfg["model"]["options"].items())
+            why = "a blend" if cfg["task"] == "blend" else "recorded from a degraded image alone"
+            print(f"  reference   none ({why}): PSNR and the other scores against a clean image do not apply")
+        opts = ", ".join(f"{k}={v}" for k, v in _non_default(cfg["model"]["name"], cfg["model"]["options"]).items())
         print(f"  model       {cfg['model']['name']}" + (f" ({opts})" if opts else ""))
         f = cfg["fit"]
         print(f"  fit         {f['optimizer']} lr={f['lr']} iterations={f['iterations']} "
@@ -71,6 +96,17 @@ def cmd_info(a: argparse.Namespace) -> int:
         print(f"  written by  spectral_lab {t.attrs.get('spectral_lab_version')} "
               f"(torch {t.attrs.get('torch_version')}) on {t.attrs.get('created')}")
     return 0
+
+
+def _non_default(model: str, options: dict) -> dict:
+    """The options that differ from the model family's defaults (files store them all)."""
+    try:
+        from ..models import model_options
+
+        defaults = model_options(model)
+    except SpectralLabError:
+        return dict(options)
+    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}
 
 
 def _task_summary(cfg: dict, operator: dict) -> str:
@@ -99,6 +135,17 @@ def _signal_summary(cfg: dict) -> str:
         clean = s["image"] or ("none" if s.get("observed") else "matplotlib sample (grace_hopper.jpg)")
         return f"{observed}image {clean} downsample={s['downsample']}"
     return f"triangle size={s['size']} pattern_fraction={s['pattern_fraction']}"
+
+
+def cmd_repair(a: argparse.Namespace) -> int:
+    from ..trajectory import repair_trajectory
+
+    if repair_trajectory(a.file):
+        print(f"{a.file}: cleared the flags its killed writer left; plain h5py, h5dump and xarray open it now "
+              f"(frames and checkpoints untouched: spectral-lab record --resume {a.file} still continues it)")
+    else:
+        print(f"{a.file}: nothing to repair (no writer left it open)")
+    return 0
 
 
 def cmd_check(a: argparse.Namespace) -> int:

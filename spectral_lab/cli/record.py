@@ -57,7 +57,10 @@ def add_config_arguments(r) -> None:
     g.add_argument("--task", choices=TASKS, metavar="TASK",
                    help="; ".join(f"{k}: {v.help}" for k, v in TASKS.items()) + " (default: the preset's)")
     g.add_argument("--drop", type=float, metavar="RATE", help="inpaint: fraction of pixels dropped at random, in (0, 1)")
-    g.add_argument("--mask", metavar="PATH", help="inpaint: mask image of the image's size, nonzero = known")
+    g.add_argument("--mask", metavar="PATH",
+                   help="inpaint: mask image of the image's size, nonzero = known; blend: nonzero = foreground")
+    g.add_argument("--foreground", metavar="PATH", help="blend: the image blended into the background")
+    g.add_argument("--background", metavar="PATH", help="blend: the canvas (the same as --image)")
     g.add_argument("--factor", type=int, help="superres: down-sampling factor of the observation (e.g. 4)")
     g.add_argument("--operator-opt", type=key_value, action="append", metavar="KEY=VALUE",
                    help="an option of the task's operator, e.g. --operator-opt kernel=box (superres)")
@@ -129,9 +132,10 @@ def add_output_arguments(r) -> None:
 
 
 # flags that only a task uses: refused with another task instead of ignored
-TASK_FLAGS = {"drop": "inpaint", "mask": "inpaint", "factor": "superres"}
+TASK_FLAGS = {"drop": ("inpaint",), "mask": ("inpaint", "blend"), "factor": ("superres",),
+              "foreground": ("blend",), "background": ("blend",)}
 # flags naming an image file: they imply --signal image
-IMAGE_FLAGS = ("image", "observed", "mask", "input_image")
+IMAGE_FLAGS = ("image", "observed", "mask", "input_image", "foreground", "background")
 
 
 def _path(p: str | None) -> str | None:
@@ -156,8 +160,10 @@ def record_overrides(a: argparse.Namespace) -> dict:
     def given(d: dict) -> dict:
         return {k: v for k, v in d.items() if v is not None}
 
+    if a.background is not None and a.image is not None:
+        raise ConfigError("--background and --image name the same image (the canvas): give one of them")
     sig = given({"kind": a.signal, "freqs": a.freqs, "amps": a.amps, "phases": a.phases, "length": a.length,
-                 "image": _path(a.image), "grey": a.grey, "downsample": a.downsample, "size": a.size,
+                 "image": _path(a.image or a.background), "foreground": _path(a.foreground), "grey": a.grey, "downsample": a.downsample, "size": a.size,
                  "pattern_fraction": a.pattern_fraction, "observed": _path(a.observed)})
     deg = given({"noise": a.noise, "sigma": a.sigma, "cutoff": a.noise_cutoff, "seed": a.noise_seed,
                  "probe": a.probe})
@@ -218,7 +224,7 @@ def build_config(a: argparse.Namespace):
     kind = a.signal or ("image" if implied else "sines")
     size = None
     if kind == "image":
-        source = a.image or a.observed or signals.sample_image_path()
+        source = a.image or a.background or a.observed or signals.sample_image_path()
         size = signals.image_size(source)
     base = preset(a.preset or "quick", kind, a.model, image_size=size)
     overrides = record_overrides(a)
@@ -226,9 +232,9 @@ def build_config(a: argparse.Namespace):
     if a.freqs is not None and a.amps is None:  # one amplitude per frequency, 1 each
         overrides["signal"]["amps"] = tuple(1.0 for _ in a.freqs)
     cfg = resolve(apply_overrides(apply_overrides(RunConfig(), base), overrides))
-    for flag, task in TASK_FLAGS.items():
-        if getattr(a, flag) is not None and cfg.task != task:
-            raise ConfigError(f"--{flag} is for --task {task}; this records the {cfg.task} task")
+    for flag, tasks in TASK_FLAGS.items():
+        if getattr(a, flag) is not None and cfg.task not in tasks:
+            raise ConfigError(f"--{flag} is for --task {' or '.join(tasks)}; this records the {cfg.task} task")
     for flag, signal_kind in SIGNAL_FLAGS.items():
         if getattr(a, flag) is not None and cfg.signal.kind != signal_kind:
             raise ConfigError(f"{_flag(flag)} is for --signal {signal_kind}; this records the {cfg.signal.kind} signal")

@@ -15,31 +15,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-__all__ = ["save", "amplitude_figure", "title_of", "show_image"]
+from .titles import labels_of, title_of, wrap  # noqa: E402
+
+__all__ = ["save", "amplitude_figure", "title_of", "labels_of", "show_image"]
 
 
-def title_of(config: Mapping) -> str:
-    """One line saying what was run: model, signal, task, iterations, lr."""
-    s, m, f = config["signal"], config["model"], config["fit"]
-    if s["kind"] == "sines":
-        sig = "sines k=" + ",".join(str(k) for k in s["freqs"])
-    elif s["kind"] == "image":
-        sig = Path(s["image"]).stem if s.get("image") else "sample photo"
-    else:
-        sig = f"triangle {s['pattern_fraction']:.0%}"
-    opts = ",".join(f"{k}={v}" for k, v in m["options"].items())
-    task = config["task"] + (f" ({config['degrade']['noise']} σ={config['degrade']['sigma']:g})"
-                             if config["task"] == "denoise" else "")
-    return f"{m['name']}({opts}) on {sig}, {task}, lr={f['lr']:g}"
+def save(fig: Figure, path: str | Path, dpi: int = 120, *, overwrite: bool = True) -> Path:
+    """Write the figure (folders created, through a hidden sibling renamed into place) and
+    close it. An HDF5 file is never replaced, another existing file only with ``overwrite``
+    (`spectral_lab.outputs`)."""
+    from ..outputs import check_output, write_atomically
 
-
-def save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
-    """Write the figure (folders created) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        path = check_output(path, overwrite=overwrite)
+        return write_atomically(path, lambda tmp: fig.savefig(tmp, dpi=dpi, bbox_inches="tight"),
+                                overwrite=overwrite)
+    finally:
+        plt.close(fig)
 
 
 def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_at: Mapping[int, np.ndarray],
@@ -66,7 +58,7 @@ def amplitude_figure(results: Mapping[int, object], target: np.ndarray, frames_a
     ax.set_ylabel("signal value")
     ax.set_title("outputs when each frequency converged")
     ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
 

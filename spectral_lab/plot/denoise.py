@@ -7,7 +7,6 @@ recomputes an analysis or shows anything.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -15,14 +14,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import show_image
+from .titles import wrap
 
 __all__ = ["psnr_curves_figure", "output_grid_figure", "failure_figure", "band_error_figure",
-           "cutoff_sweep_figure", "stopping_example_figure", "stopping_gap_figure"]
+           "cutoff_sweep_figure", "stopping_example_figure", "stopping_gap_figure", "stopping_rules_figure"]
 
 
 def _wrap(title: str, width: int = 150) -> str:
     """Long titles (the full setting of a run) on several lines instead of a wide figure."""
-    return "\n".join(textwrap.wrap(title, width))
+    return wrap(title, width)
 
 
 def _band(ax, x, curves: np.ndarray, label: str, color=None):
@@ -88,17 +88,19 @@ def output_grid_figure(rows: Sequence[tuple[str, Sequence[tuple[str, np.ndarray]
 
 def failure_figure(psnr: Mapping[str, np.ndarray], observed: Mapping[str, float],
                    fractions: Mapping[str, Mapping[str, np.ndarray]], *, half: float = 0.5,
-                   title: str) -> Figure:
+                   title: str, iterations: Mapping[str, np.ndarray] | None = None) -> Figure:
     """Paper Fig. 2 as curves: per noise kind, PSNR over iterations (left) and what the output
     holds (right): ν(t), the fraction of the noise, and η(t), the fraction of the clean image's
     content above the cut-off (``fractions[kind] = {"noise_fitted": (R, T), "highfreq_fitted":
-    (R, T)}``). Mean and min–max over runs; log iteration axis."""
+    (R, T)}``). Mean and min–max over runs; log iteration axis. ``iterations[kind]``: the
+    iteration of each column (a frame stride); default 0, 1, 2, ..."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (kind, curves) in enumerate(psnr.items()):
         c = colors[k % len(colors)]
         curves = np.atleast_2d(curves)
-        x = np.arange(curves.shape[1]) + 1
+        its = None if iterations is None else iterations.get(kind)
+        x = (np.arange(curves.shape[1]) if its is None else np.asarray(its[: curves.shape[1]])) + 1
         _band(axes[0], x, curves, f"{kind}: best {curves.max(axis=1).mean():.2f} dB", color=c)
         axes[0].axhline(observed[kind], color=c, linestyle=":", linewidth=1,
                         label=f"{kind}: observation {observed[kind]:.2f} dB")
@@ -269,5 +271,49 @@ def stopping_gap_figure(losses: Mapping[str, Mapping[str, Sequence[float]]], *, 
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     ax.set_title(_wrap(title, 120), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def stopping_rules_figure(psnr, stops: Mapping[str, object], *, title: str) -> Figure:
+    """Where each stopping rule stops, on the PSNR curves of one file.
+
+    ``psnr``: the file's `PsnrResult` (every run's curve against the clean image, drawn in one
+    colour per run, its oracle best as a star); ``stops``: rule name -> `StopResult`, each
+    decision a marker (one shape per rule) at the chosen iteration and the PSNR of the rule's
+    output: on the run's curve, or for a pair rule, the PSNR of the pair's average (hollow, it
+    lies off the single-run curves). The legend gives each rule's mean loss to the oracle."""
+    fig, ax = plt.subplots(figsize=(9.5, 5.2))
+    colors = {}
+    for run in psnr.runs:
+        x = np.arange(len(run.psnr)) if run.iterations is None else run.iterations
+        line, = ax.plot(x, run.psnr, linewidth=1, label=f"run {run.run}")
+        colors[run.run] = line.get_color()
+        ax.plot([run.best_iteration], [run.best_psnr], "*", color=line.get_color(), markersize=11,
+                markeredgecolor="k", markeredgewidth=0.5)
+    ax.plot([], [], "*", color="0.5", markersize=11, markeredgecolor="k", markeredgewidth=0.5,
+            label="oracle best (needs the clean image)")
+    if np.isfinite(psnr.observed_psnr):
+        ax.axhline(psnr.observed_psnr, color="k", linestyle=":", linewidth=1,
+                   label=f"observation {psnr.observed_psnr:.2f} dB")
+    markers = "oDs^vP<>X"
+    for k, (rule, res) in enumerate(stops.items()):
+        m = markers[k % len(markers)]
+        gaps = [e.gap for e in res.entries if np.isfinite(e.gap)]
+        for e in res.entries:
+            pair = len(e.runs) > 1
+            color = colors.get(e.runs[0], "0.3")
+            ax.plot([e.iteration], [e.psnr], m, markersize=8, markeredgecolor=color, markeredgewidth=1.5,
+                    markerfacecolor="none" if pair else color)
+        what = "pair average" if any(len(e.runs) > 1 for e in res.entries) else "each run"
+        mean_gap = f", {np.mean(gaps):.2f} dB below the oracle" if gaps else ""
+        ax.plot([], [], m, color="0.4", markerfacecolor="none" if what == "pair average" else "0.4", markersize=8,
+                label=f"{rule} ({what}){mean_gap}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("PSNR against the clean image (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(_wrap(title + "\nmarkers: where each rule stops (filled: a run, hollow: the average of a pair "
+                       "of runs, scored as the rule's output)", 120), fontsize=8)
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from . import show_image
+from .titles import wrap as _wrap
 
 
 def divergence_figure(result, frames: Mapping[str, np.ndarray], *, title: str) -> Figure:
@@ -38,7 +39,7 @@ def divergence_figure(result, frames: Mapping[str, np.ndarray], *, title: str) -
     ax.set_ylabel("ε(i) = Σ (T₁(i) − T₂(i))²")
     ax.legend(fontsize=8)
     ax.set_title("inter-run divergence; dots: detected convergence points", fontsize=9)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -65,18 +66,25 @@ def spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
     im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges,
                           title=f"run {run}: |P_out − P_{result.reference}| / P_{result.reference} per band")
     fig.colorbar(im, ax=axes[0], label="relative error")
-    ax = axes[1]
-    edges = result.band_edges
-    for r, times in enumerate(result.time_to_fit):
-        t = [np.nan if v is None else v for v in times]
-        ax.plot(edges[1:], t, "o-", markersize=3, label=f"run {r}")
-    ax.set_xlabel("band upper edge (cycles/pixel)")
-    ax.set_ylabel(f"time to fit (error ≤ {result.threshold:g} from then on), iterations")
-    ax.set_title("per-band time to fit (missing = never)", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    _band_times(axes[1], result.band_edges, result.time_to_fit,
+                ylabel=f"time to fit (error ≤ {result.threshold:g} from then on), iterations",
+                title="per-band time to fit (missing = never)")
+    fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _band_times(ax, edges: np.ndarray, times_per_run, *, ylabel: str, title: str, marks=()) -> None:
+    """Each run's iteration per band (None = never: a gap), against the band's upper edge;
+    ``marks``: (frequency, label) vertical lines."""
+    for r, times in enumerate(times_per_run):
+        ax.plot(edges[1:], [np.nan if v is None else v for v in times], "o-", markersize=3, label=f"run {r}")
+    for freq, label in marks:
+        ax.axvline(freq, color="k", linestyle="--", linewidth=1, label=label)
+    ax.set_xlabel("band upper edge (cycles/pixel)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
 
 
 def task_spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
@@ -87,38 +95,51 @@ def task_spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
     im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges, vmax=2.0,
                           title=f"run {run}: error of the missing content {where}, per band (E_b)")
     fig.colorbar(im, ax=axes[0], label="P_b(error) / P_b(clean)")
-    ax = axes[1]
-    edges = result.band_edges
-    for r, times in enumerate(result.fill_times):
-        ax.plot(edges[1:], [np.nan if v is None else v for v in times], "o-", markersize=3, label=f"run {r}")
-    if result.observed_nyquist is not None:
-        for a in axes:
-            if a is axes[0]:
-                a.axhline(result.observed_nyquist, color="w", linestyle="--", linewidth=1)
-            else:
-                a.axvline(result.observed_nyquist, color="k", linestyle="--", linewidth=1,
-                          label=f"observation's Nyquist {result.observed_nyquist:g}")
-    ax.set_xlabel("band upper edge (cycles/pixel)")
-    ax.set_ylabel(f"fill time (E_b ≤ {result.threshold:g} from then on), iterations")
-    ax.set_title("when each band of the missing content is restored (missing = never)", fontsize=9)
-    ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    nyquist = result.observed_nyquist
+    if nyquist is not None:
+        axes[0].axhline(nyquist, color="w", linestyle="--", linewidth=1)
+    _band_times(axes[1], result.band_edges, result.fill_times,
+                ylabel=f"fill time (E_b ≤ {result.threshold:g} from then on), iterations",
+                title="when each band of the missing content is restored (missing = never)",
+                marks=() if nyquist is None else [(nyquist, f"observation's Nyquist {nyquist:g}")])
+    fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def psnr_figure(result, *, title: str) -> Figure:
-    """PSNR of every run over iterations, the observation's PSNR, and each run's best."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for run in result.runs:
-        line, = ax.plot(np.arange(len(run.psnr)), run.psnr, linewidth=1, label=f"run {run.run}")
-        ax.plot([run.best_iteration], [run.best_psnr], "o", color=line.get_color())
-    if np.isfinite(result.observed_psnr):
-        ax.axhline(result.observed_psnr, color="k", linestyle=":", label=f"observation {result.observed_psnr:.2f} dB")
+def psnr_figure(results, *, title: str, labels: Sequence[str] | None = None) -> Figure:
+    """PSNR over iterations of every run of one file (``results`` a `PsnrResult`) or of several
+    (a sequence of them, one legend label each): each run's curve, a dot and its value at each
+    run's best (the peak), and the observation's PSNR as a dotted line. One file: a colour per
+    run; several: a colour per file (its runs in that colour), the observation per file when
+    they differ."""
+    many = isinstance(results, (list, tuple))
+    results = list(results) if many else [results]
+    labels = list(labels) if labels is not None else [""] * len(results)
+    fig, ax = plt.subplots(figsize=(8.5 if many else 8, 4.8))
+    observed = [r.observed_psnr for r in results]
+    one_observation = all(np.isfinite(observed)) and np.ptp(observed) < 0.005 or len(results) == 1
+    for i, (res, label) in enumerate(zip(results, labels)):
+        color = f"C{i}" if many else None
+        for k, run in enumerate(res.runs):
+            x = np.arange(len(run.psnr)) if run.iterations is None else run.iterations
+            name = (label if k == 0 else None) if many else f"run {run.run}"
+            line, = ax.plot(x, run.psnr, linewidth=1, color=color, label=name)
+            ax.plot([run.best_iteration], [run.best_psnr], "o", color=line.get_color(), markersize=5)
+            ax.annotate(f"{run.best_psnr:.2f} dB @ {run.best_iteration}", (run.best_iteration, run.best_psnr),
+                        textcoords="offset points", xytext=(4, 5 + 9 * k), fontsize=7, color=line.get_color())
+        if not one_observation and np.isfinite(res.observed_psnr):
+            ax.axhline(res.observed_psnr, color=color, linestyle=":", linewidth=1,
+                       label=f"its observation, {res.observed_psnr:.2f} dB")
+    if one_observation and np.isfinite(observed[0]):
+        ax.axhline(observed[0], color="k", linestyle=":", label=f"observation {observed[0]:.2f} dB")
     ax.set_xlabel("iteration")
     ax.set_ylabel("PSNR against the clean target (dB)")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high + 0.08 * (high - low))  # room for the peaks' notes
     ax.legend(fontsize=8)
-    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.set_title(_wrap(title + "\ndots: each run's best iteration (the peak)"), fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -132,7 +153,7 @@ def frames_grid(frames: Sequence[tuple[str, np.ndarray]], *, title: str, cols: i
     for ax, (name, img) in zip(axes.flat, frames):
         ax.axis("on")
         show_image(ax, img, name)
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -143,19 +164,20 @@ def spectra_at_figure(frames: Sequence[tuple[int, np.ndarray]], target: np.ndarr
     from ..analyze.spectrum import luminance, power_spectrum
 
     items = [(f"iteration {it}", img) for it, img in frames] + [("target", target)]
-    fig, axes = plt.subplots(2, len(items), figsize=(2.3 * len(items), 4.8), squeeze=False)
+    fig, axes = plt.subplots(2, len(items), figsize=(2.3 * len(items) + 1.2, 4.8), squeeze=False,
+                             layout="constrained")
     spectra = [np.fft.fftshift(power_spectrum(luminance(img[None])[0])) for _, img in items]
     floor = max(float(np.max(spectra[-1])) * 1e-9, 1e-20)
     vmin, vmax = np.log10(floor), np.log10(max(float(np.max(s)) for s in spectra))
     for j, ((name, img), spec) in enumerate(zip(items, spectra)):
         show_image(axes[0, j], img, name)
         h, w = spec.shape
-        axes[1, j].imshow(np.log10(np.maximum(spec, floor)), cmap="viridis", vmin=vmin, vmax=vmax,
-                          extent=(-0.5, 0.5, -0.5, 0.5), interpolation="nearest")
+        im = axes[1, j].imshow(np.log10(np.maximum(spec, floor)), cmap="viridis", vmin=vmin, vmax=vmax,
+                               extent=(-0.5, 0.5, -0.5, 0.5), interpolation="nearest")
         axes[1, j].set_xlabel("fx (cycles/px)", fontsize=8)
         if j == 0:
-            axes[1, j].set_ylabel("fy (cycles/px)\nlog10 power", fontsize=8)
+            axes[1, j].set_ylabel("fy (cycles/px)", fontsize=8)
         axes[1, j].tick_params(labelsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.colorbar(im, ax=list(axes[1]), shrink=0.9, label="log10 power (luminance)")
+    fig.suptitle(_wrap(title), fontsize=10)
     return fig

@@ -14,7 +14,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["se_curves", "conv_vs_linear_figure", "capacity_figure", "amplitude_heatmaps",
+from .titles import wrap
+
+__all__ = ["se_curves", "se_range", "conv_vs_linear_figure", "capacity_figure", "amplitude_heatmaps",
            "spectral_bias_curve"]
 
 _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -22,7 +24,8 @@ _COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 def se_curves(ax, results: Sequence, delta: float, *, center: str = "median", title: str | None = None) -> None:
     """SE(k) per frequency over iterations, log scale: the median (or mean) over runs, the
-    min–max band, the δ line, and each run's settle iteration as a tick on it.
+    min–max band, the δ line, and each run's settle iteration as a tick on it. The y-range
+    runs from the curves' top to where they cross δ (`se_range`); x is the real iteration.
 
     ``results``: one ``AmplitudeResult`` per run (same frequencies). ``title``: None leaves
     the axes untitled; "" gives a default naming the runs.
@@ -30,18 +33,22 @@ def se_curves(ax, results: Sequence, delta: float, *, center: str = "median", ti
     if center not in ("median", "mean"):
         raise ValueError(f"center must be 'median' or 'mean', got {center!r}")
     t_len = min(len(r.se) for r in results)
-    it = np.arange(t_len)
+    its = getattr(results[0], "iterations", None)
+    it = np.arange(t_len) if its is None else np.asarray(its[:t_len])
     floor = np.finfo(np.float64).tiny  # an exact fit would vanish from a log axis
+    drawn = []
     for j, freq in enumerate(results[0].freqs):
         se = np.stack([r.se[:t_len, j] for r in results])  # (R, T)
         c = _COLORS[j % len(_COLORS)]
         mid = np.median(se, axis=0) if center == "median" else se.mean(axis=0)
         ax.plot(it, np.maximum(mid, floor), color=c, label=f"k={freq:g}" + ("" if center == "median" else " (mean)"))
+        drawn.append(se)
         if len(results) > 1:
             ax.fill_between(it, np.maximum(se.min(axis=0), floor), np.maximum(se.max(axis=0), floor),
                             color=c, alpha=0.2, linewidth=0)
         settled = [r.converged_at[j] for r in results if r.converged_at[j] is not None]
         ax.plot(settled, [delta] * len(settled), "|", color=c, markersize=12, markeredgewidth=1.5)
+    ax.set_ylim(*se_range(np.stack(drawn), delta))
     ax.axhline(delta, color="k", linestyle=":", linewidth=1, label=f"δ = {delta:g}")
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
@@ -49,6 +56,18 @@ def se_curves(ax, results: Sequence, delta: float, *, center: str = "median", ti
     if title is not None:
         ax.set_title(title or f"{len(results)} runs: {center}, min–max band, | = settled", fontsize=9)
     ax.legend(fontsize=8)
+
+
+def se_range(se: np.ndarray, delta: float, *, below: float = 100.0) -> tuple[float, float]:
+    """The y-range of SE curves on a log axis: from their largest value down to where they
+    cross δ, at most ``below`` times under δ (curves that fit exactly would otherwise stretch
+    the axis to 1e-300 and flatten the crossing)."""
+    finite = np.asarray(se, dtype=np.float64)
+    finite = finite[np.isfinite(finite) & (finite > 0)]
+    top = float(finite.max()) * 1.5 if finite.size else 10 * delta
+    low = float(finite.min()) if finite.size else delta
+    bottom = min(max(low, delta / below), delta / 2)
+    return bottom, max(top, 2 * delta)
 
 
 def conv_vs_linear_figure(panels: Mapping[str, Mapping], *, delta: float, title: str) -> Figure:
@@ -62,8 +81,8 @@ def conv_vs_linear_figure(panels: Mapping[str, Mapping], *, delta: float, title:
     fig, axes = plt.subplots(rows, 3, figsize=(15, 3.6 * rows), squeeze=False,
                              gridspec_kw={"width_ratios": [1.3, 1, 1]})
     for row, (label, p) in zip(axes, panels.items()):
-        se_curves(row[0], p["results"], delta, center="mean", title=f"{label}: SE(k), {len(p['results'])} seeds "
-                                                       f"(mean, min–max band, | = settled)")
+        se_curves(row[0], p["results"], delta, center="mean", title=wrap(f"{label}: SE(k), {len(p['results'])} seeds "
+                                                                 f"(mean, min–max band, | = settled)", 70))
         target = np.asarray(p["target"])
         t = np.arange(target.size) / target.size
         for ax, (it, frame, caption) in zip(row[1:], p["snapshots"]):
@@ -72,11 +91,11 @@ def conv_vs_linear_figure(panels: Mapping[str, Mapping], *, delta: float, title:
                 ax.plot(t, frame, color="C3", linewidth=1.2, label=f"output at iteration {it}")
             else:
                 ax.text(0.5, 0.5, "never settled", ha="center", transform=ax.transAxes)
-            ax.set_title(f"{label}: {caption}", fontsize=9)
+            ax.set_title(wrap(f"{label}: {caption}", 60), fontsize=9)
             ax.set_xlabel("t (signal length = 1)")
             ax.set_ylabel("signal value")
             ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(wrap(title, 150), fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -8,6 +8,8 @@ names and version: `schema`.
 - `reader`: `open_trajectory` / `Trajectory`, lazy reads of a live or finished file;
 - `check`: `check_trajectory` against the schema;
 - `resume`: `prepare_resume`, cut back to the last checkpoint and reopen;
+- `interop`: `open_xarray` (xarray view of a live, killed or finished file) and
+  `repair_trajectory` (clear a killed writer's flags so that every HDF5 tool opens it);
 - `_h5`: libhdf5 details (SWMR-read opening, the writer's lock, clearing a killed writer's flags).
 
 The names below are imported on first use, so that ``schema`` (constants only) can be
@@ -21,7 +23,8 @@ import importlib
 _EXPORTS = {
     "check_trajectory": "check", "COMPRESSIONS": "schema", "STORAGE_DTYPES": "schema", "chunk_frames": "create",
     "create_trajectory": "create", "Trajectory": "reader", "open_trajectory": "reader", "ResumePoint": "resume",
-    "prepare_resume": "resume", "TrajectoryRecorder": "writer",
+    "prepare_resume": "resume", "TrajectoryRecorder": "writer", "open_xarray": "interop",
+    "repair_trajectory": "interop",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -9,9 +9,11 @@ reads such a file in SWMR-read mode; `clear_write_flags` does what ``h5clear -s`
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import functools
 import os
+import re
 import struct
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,6 +146,17 @@ def clear_write_flags(path: str | os.PathLike) -> bool:
 
 
 
+def write_flags_set(path: str | os.PathLike) -> bool:
+    """True when the superblock carries the 'open for writing' flags: a writer has the file
+    open, or was killed with it open (then plain h5py, h5dump and xarray refuse the file)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return False
+    return len(head) == 12 and head[:8] == b"\x89HDF\r\n\x1a\n" and head[8] in (2, 3) and head[11] != 0
+
+
 def as_str(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -230,3 +243,68 @@ def _set_metadata_read_attempts(fapl, attempts: int) -> None:
         func(fapl.id, attempts)
 
 
+
+
+# --------------------------------------------------------------------------- faults of the device
+
+RESERVE_BYTES = 1 << 20  # what a write keeps free on the device beyond its own data (HDF5 metadata)
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Bytes an unprivileged writer may still use on the device holding ``path`` (or its folder)."""
+    target = Path(path)
+    while not target.exists() and target != target.parent:
+        target = target.parent
+    st = os.statvfs(target if target.is_dir() else target.parent)
+    return int(st.f_bavail) * int(st.f_frsize)
+
+
+def check_space(path: str | os.PathLike, nbytes: int, what: str) -> None:
+    """OSError(ENOSPC) before writing ``nbytes`` when the device cannot hold them and the reserve:
+    a write that would fail inside HDF5 is refused before it starts."""
+    free = free_bytes(path)
+    if free < nbytes + RESERVE_BYTES:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)}: {what} needs {_mb(nbytes + RESERVE_BYTES)}, "
+                                    f"{_mb(free)} free")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def one_line(exc: BaseException) -> str:
+    """An OS or HDF5 error as one short line: HDF5's messages run over several lines and name
+    its buffers; the errno they carry is what a user needs."""
+    text = str(exc)
+    found = re.search(r"errno = (\d+)", text)
+    if found:
+        code = int(found.group(1))
+        return f"[Errno {code}] {os.strerror(code)}"
+    return (text.splitlines() or [type(exc).__name__])[0].strip()
+
+
+def quarantine(f: h5py.File) -> None:
+    """After a failed write, point the file's descriptor at /dev/null: nothing HDF5 still holds
+    (dirty metadata it could not flush) reaches the file, and closing it — which HDF5 would
+    otherwise retry at exit, crashing the process after ENOSPC or EIO — succeeds. The file on
+    the device stays as the last successful flush left it."""
+    try:
+        fd = f.id.get_vfd_handle()
+    except (ValueError, RuntimeError, OSError, TypeError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+def poke(path: str | os.PathLike, offset: int, data: bytes) -> None:
+    """Overwrite ``len(data)`` bytes of an existing file in place (no new space is needed):
+    how a quarantined writer still marks its file ``failed``."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -16,7 +16,7 @@ from .. import __version__
 from ..config import RunConfig
 from ..errors import NoReferenceError, SpectralLabError, TrajectoryError
 from . import schema as S
-from ._h5 import as_str, h5_errors, locked_by_other, open_file, refresh
+from ._h5 import as_str, h5_errors, locked_by_other, open_file, refresh, write_flags_set
 
 __all__ = ["Trajectory", "open_trajectory"]
 
@@ -82,8 +82,9 @@ class Trajectory:
     def target(self) -> np.ndarray:
         """The clean signal; NoReferenceError (one line) when the file has none."""
         if S.TARGET not in self._f:
-            raise NoReferenceError(f"{self.path} has no clean reference (recorded from a degraded image alone, "
-                                   "record --observed without --image): this needs the clean signal")
+            what = ("a blend has no clean reference" if self.config.get("task") == "blend" else
+                    "recorded from a degraded image alone (record --observed without --image)")
+            raise NoReferenceError(f"{self.path} has no clean signal ({what}): this needs one")
         return self._f[S.TARGET][()]
 
     @property
@@ -119,6 +120,13 @@ class Trajectory:
         """True while a process is writing the file. A 'running' file without a live writer
         was killed: it holds every frame up to its last flush and can be resumed."""
         return locked_by_other(self.path)
+
+    @property
+    def needs_repair(self) -> bool:
+        """True when a killed writer left HDF5's 'open for writing' flags in the file: plain
+        ``h5py.File(path)``, h5dump and xarray refuse it until `repair_trajectory` (``spectral-lab
+        repair``) or a resume clears them. False while a writer is alive (its flags are real)."""
+        return write_flags_set(self.path) and not self.writer_alive
 
     @property
     @_reading
@@ -257,6 +265,9 @@ def _layout_problems(f: h5py.File) -> list[str]:
     problems = [f"missing root attribute '{k}'" for k in S.ROOT_ATTRS if k not in f.attrs]
     if problems:
         return problems
+    problems = _attribute_problems(f)
+    if problems:  # the layout checks below read these attributes
+        return problems
     version = int(f.attrs.get(S.ATTR_VERSION, 1))
     required = (S.OBSERVED, S.STATUS_STATE, S.STATUS_FRAMES, S.STATUS_MESSAGE) + ((S.TARGET,) if version < 2 else ())
     for name in required:
@@ -315,3 +326,63 @@ def observed_shape(operator: dict, shape: tuple[int, ...]) -> tuple[int, ...]:
     spatial = shape if len(shape) == 1 else shape[1:]
     low = tuple(s // factor for s in spatial)
     return low if len(shape) == 1 else (shape[0], *low)
+
+
+def _integer(value) -> int | None:
+    """An HDF5 attribute as an int when it is an integer scalar, else None."""
+    a = np.asarray(value)
+    if a.shape != () or a.dtype.kind not in "iu":
+        return None
+    return int(a)
+
+
+def _attribute_problems(f: h5py.File) -> list[str]:
+    """The root and run attributes against the schema: types, ranges, and agreement with the
+    stored configuration and the data."""
+    a, problems = f.attrs, []
+    version = _integer(a[S.ATTR_VERSION])
+    if version is None or not 1 <= version <= S.FORMAT_VERSION:
+        problems.append(f"format_version is {a[S.ATTR_VERSION]!r}, not an integer in 1..{S.FORMAT_VERSION}")
+    n_runs, iterations = _integer(a[S.ATTR_N_RUNS]), _integer(a[S.ATTR_ITERATIONS])
+    if n_runs is None or n_runs < 1:
+        problems.append(f"n_runs is {a[S.ATTR_N_RUNS]!r}, not an integer >= 1")
+    if iterations is None or iterations < 0:
+        problems.append(f"iterations is {a[S.ATTR_ITERATIONS]!r}, not an integer >= 0")
+    kind = as_str(a[S.ATTR_KIND])
+    shape = np.asarray(a[S.ATTR_SIGNAL_SHAPE])
+    if shape.ndim != 1 or shape.dtype.kind not in "iu" or not (shape > 0).all():
+        problems.append(f"signal_shape is {a[S.ATTR_SIGNAL_SHAPE]!r}, not a list of positive integers")
+    elif kind in S.KINDS and len(shape) != (1 if kind == "1d" else 3):
+        problems.append(f"signal_shape {tuple(int(v) for v in shape)} does not fit kind {kind!r} "
+                        f"({'(N,)' if kind == '1d' else '(C, H, W)'})")
+    if problems:
+        return problems
+    try:
+        cfg = json.loads(as_str(a[S.ATTR_CONFIG]))
+        fit, signal = cfg.get("fit"), cfg.get("signal")
+    except (ValueError, TypeError, AttributeError):
+        return problems  # the configuration's own check reports it
+    fit = fit if isinstance(fit, dict) else {}
+    signal = signal if isinstance(signal, dict) else {}
+    if fit.get("runs") not in (None, n_runs):
+        problems.append(f"the configuration has {fit.get('runs')!r} runs, the file {n_runs}")
+    if fit.get("iterations") not in (None, iterations):
+        problems.append(f"the configuration has {fit.get('iterations')!r} iterations, the file {iterations}")
+    lr = fit.get("lr")
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not np.isfinite(lr) or lr <= 0):
+        problems.append(f"the configuration's learning rate {lr!r} is not a positive number")
+    expected_kind = {"sines": "1d", "image": "image", "triangle": "image"}.get(signal.get("kind"))
+    if expected_kind is not None and kind != expected_kind:
+        problems.append(f"the configuration's signal is {signal.get('kind')!r} but the file's kind is {kind!r}")
+    for r in range(n_runs):
+        g = f.get(S.run_group(r))
+        if g is None:
+            continue
+        for key in S.RUN_ATTRS:
+            if key in g.attrs:
+                value = _integer(g.attrs[key])
+                if value is None or value < 0:
+                    problems.append(f"run {r}'s {key} is {g.attrs[key]!r}, not an integer >= 0")
+    if S.TARGET in f and f[S.TARGET].dtype.kind == "f" and f[S.TARGET].size and not np.isfinite(f[S.TARGET][()]).any():
+        problems.append("the target holds no finite value")
+    return problems

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import TrajectoryError
 from . import schema as S
-from ._h5 import clear_write_flags, h5_errors, locked_by_other, open_for_writing
+from ._h5 import check_space, clear_write_flags, h5_errors, locked_by_other, open_for_writing
 from .reader import open_trajectory
 
 __all__ = ["ResumePoint", "prepare_resume"]
@@ -47,6 +47,13 @@ def prepare_resume(path: str | os.PathLike) -> tuple[ResumePoint, h5py.File]:
         iteration = iteration if blob is not None else 0
         # stored frames of the iterations before the checkpoint (all of them without a stride)
         keep = int(np.searchsorted(traj.frame_iterations(0), iteration, side="left")) if traj.n_runs else 0
+        out = traj.frames(0)
+        block = (out.chunks[0] if out.chunks else 1) * int(np.prod(out.shape[1:])) * out.dtype.itemsize * traj.n_runs
+        needed = block + 2 * (len(blob) if blob is not None else 0)
+    try:
+        check_space(path, needed, "resuming (a block of frames and a checkpoint)")
+    except OSError as exc:
+        raise TrajectoryError(f"cannot resume {path}: {exc.strerror}; the file is left as it was") from None
     if locked_by_other(path):
         raise TrajectoryError(f"{path} is being written by another process")
     try:

@@ -51,6 +51,15 @@ CHECKPOINT_SLOTS = ("checkpoint/slot0", "checkpoint/slot1")
 SLOT_BLOB = "blob"
 SLOT_META = "meta"  # int64 [iteration, nbytes, crc32]; iteration -1 = empty
 
+# dimension scales (HDF5 Dimension Scales, netCDF-4 conventions): what xarray, ncdump and
+# other tools name the axes of every signal dataset; created with the layout
+DIM_ITERATION = "iteration"  # dimension only (no values; netCDF's "not a variable"), unlimited
+DIM_CHANNEL, DIM_Y, DIM_X = "channel", "y", "x"  # images: (C, H, W) coordinate variables 0, 1, 2, ...
+DIM_SAMPLE = "sample"  # 1D: (N,) coordinate variable 0 .. N-1
+DIM_OBSERVED_PREFIX = "observed_"  # the observation's own spatial axes when it is smaller (superres)
+ATTR_UNITS = "units"
+ATTR_LONG_NAME = "long_name"
+
 STATES = ("running", "complete", "interrupted", "diverged", "failed")
 RESUMABLE_STATES = ("running", "interrupted", "failed")
 MESSAGE_BYTES = 512

@@ -20,6 +20,7 @@ import torch
 from ..errors import WriteError
 from ..fit import Callback, FitResult, FitState
 from . import schema as S
+from ._h5 import check_space, one_line, poke, quarantine
 
 __all__ = ["TrajectoryRecorder"]
 
@@ -79,6 +80,9 @@ class _Writer(threading.Thread):
         self.losses = [f[S.run_group(r)][S.LOSS] for r in range(n_runs)]
         self.iterations = f[S.ITERATIONS] if S.ITERATIONS in f else None  # format 1: none
         self._slot = self._next_slot()
+        self.path = f.filename
+        # where the status lives on the device: a quarantined writer marks the file there
+        self._status_at = {name: f[name].id.get_offset() for name in (S.STATUS_STATE, S.STATUS_MESSAGE)}
 
     def put(self, msg) -> None:
         self.q.put(msg)
@@ -89,21 +93,24 @@ class _Writer(threading.Thread):
             if msg is None:
                 break
             if self.error is not None:
-                if isinstance(msg, _Status):  # best effort: say why, in place (no new space needed)
-                    self._mark_failed()
-                continue
+                continue  # the first error stops all writing; the file was marked then
             try:
                 self._apply(msg)
             except BaseException as exc:  # noqa: BLE001 - reported to the training thread
                 self.error = exc
+                self._fail()
         try:
             self.f.close()
         except Exception as exc:  # noqa: BLE001
-            self.error = self.error or exc
+            if self.error is None:
+                self.error = exc
+                self._fail(closed=True)
 
     # each message kind
     def _apply(self, msg) -> None:
         if isinstance(msg, _Frames):
+            self._check_space(sum(o.numel() * o.element_size() for o in msg.outputs) + 16 * len(msg.outputs),
+                              f"frames {msg.start}..{msg.start + len(msg.outputs) - 1}")
             self.write_frames(msg.start, msg.outputs, msg.losses, msg.iterations)
             if msg.flush or time.monotonic() - self._last_flush >= self.flush_seconds:
                 self.flush()
@@ -124,6 +131,7 @@ class _Writer(threading.Thread):
             self.f.flush()
         elif isinstance(msg, _Checkpoint):
             self.flush()
+            self._check_space(len(msg.blob), f"the checkpoint of iteration {msg.iteration}")
             self.write_checkpoint(msg.iteration, msg.blob)
         elif isinstance(msg, _Status):
             self.flush()
@@ -131,13 +139,21 @@ class _Writer(threading.Thread):
             self.f[S.STATUS_STATE][()] = np.bytes_(msg.state.ljust(16))
             self.f.flush()
 
-    def _mark_failed(self) -> None:
+    def _fail(self, closed: bool = False) -> None:
+        """After a write error: cut HDF5 off the device (`quarantine`: its later flushes and its
+        close at exit would retry the failed writes, which crashes the process on a full disk),
+        then mark the file ``failed`` in place, bytes overwritten where the status lives."""
+        if not closed:
+            quarantine(self.f)
+        message = f"write error: {one_line(self.error)}".encode()[: S.MESSAGE_BYTES]
         try:
-            self.f[S.STATUS_MESSAGE][()] = np.bytes_(f"write error: {self.error}".encode()[: S.MESSAGE_BYTES])
-            self.f[S.STATUS_STATE][()] = np.bytes_("failed".ljust(16))
-            self.f.flush()
-        except Exception:  # noqa: BLE001 - the first error is the one reported
-            pass
+            poke(self.path, self._status_at[S.STATUS_MESSAGE], message.ljust(S.MESSAGE_BYTES, b"\0"))
+            poke(self.path, self._status_at[S.STATUS_STATE], b"failed".ljust(16))
+        except OSError:
+            pass  # the device refuses even that: the file still reads as it was at the last flush
+
+    def _check_space(self, nbytes: int, what: str) -> None:
+        check_space(self.path, nbytes, what)
 
     def write_frames(self, start: int, outputs: list, losses: list, iterations: list | None = None) -> None:
         if start != self.written:
@@ -335,7 +351,7 @@ class TrajectoryRecorder(Callback):
     def _raise_if_failed(self) -> None:
         err = self.writer.error
         if err is not None:
-            raise WriteError(f"writing {self.path} failed: {err}; the file keeps the "
+            raise WriteError(f"writing {self.path} failed: {one_line(err)}; the file keeps the "
                              f"{self.writer.flushed} frames flushed before the failure") from None
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from spectral_lab.analyze.stopping.rules import RULES
 from spectral_lab.analyze.stopping.sure import check_twin
 from spectral_lab.errors import AnalysisError
 
-__all__ = ["stop_file", "StopEntry", "StopResult"]
+__all__ = ["stop_file", "stop_choice", "StopEntry", "StopResult", "StopChoice"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class StopEntry(Result):
     psnr: float
     run_psnr: tuple[float, ...]
     best_psnr: float
-    best_iteration: int
+    best_iteration: int | None  # None without a clean reference (no oracle)
 
     @property
     def gap(self) -> float:
@@ -121,6 +121,80 @@ def stop_file(
         Unknown rule or option, a pair rule on fewer than two runs, SURE on a file whose
         recorded noise is not white, a twin that is not this file's twin.
     """
+    entry, needs, params, twin, pairs, inputs, json_params = _rule_request(rule, params)
+    with contextlib.ExitStack() as stack:
+        traj = stack.enter_context(open_reader(traj_or_path))
+        # without a clean reference (a blend, a degraded image alone) the rule still decides;
+        # only the oracle and the scores are missing (NaN, null in JSON)
+        target = np.asarray(traj.target, dtype=np.float64) if getattr(traj, "has_target", True) else None
+        if data_range is None:
+            data_range = 1.0 if target is None else default_data_range(traj.kind, target)
+        twin_traj = _file_inputs(traj, stack, rule, entry, needs, inputs, twin, json_params)
+        per_run = set(entry.get("per_run", ()))
+        if "pair" in needs:
+            entries = _stop_pairs(traj, entry.obj, rule, pairs, params, inputs, chunk, target, data_range)
+        else:
+            entries = []
+            for r in range(traj.n_runs):
+                run_inputs = dict(inputs)
+                if twin_traj is not None:
+                    run_inputs["twin_frames"] = run_frames(twin_traj, r, chunk)
+                options = {k: (v[r] if k in per_run and v is not None else v) for k, v in params.items()}
+                entries.append(_stop_run(traj, r, entry.obj, options, run_inputs, chunk, target, data_range))
+    return StopResult(rule, json_params, float(data_range), tuple(entries))
+
+
+@dataclass(frozen=True)
+class StopChoice(Result):
+    """`stop_choice`: where a rule stops one run (or the pair that holds it), without the oracle.
+
+    ``runs``: the run, or the two runs of a pair rule, whose average is the rule's output;
+    ``frame``: the index of the chosen stored frame; ``iteration``: its real iteration."""
+
+    rule: str
+    params: dict
+    runs: tuple[int, ...]
+    frame: int
+    iteration: int
+
+
+def stop_choice(traj_or_path: Any, rule: str, *, run: int = 0, chunk: int | None = None,
+                **params: Any) -> StopChoice:
+    """The iteration where a stopping rule of `RULES` stops run ``run``, reading only what the rule
+    reads: no clean target is needed (files recorded with ``--observed`` alone), and no PSNR is
+    computed. Pair rules decide for the pair that holds ``run`` (runs 0 and 1, 2 and 3, ...; or
+    ``pairs``). Parameters as for `stop_file`; its errors, plus a run outside the file or without
+    a partner for a pair rule."""
+    entry, needs, params, twin, pairs, inputs, json_params = _rule_request(rule, params)
+    with contextlib.ExitStack() as stack:
+        traj = stack.enter_context(open_reader(traj_or_path))
+        if not 0 <= run < traj.n_runs:
+            raise AnalysisError(f"the file has runs 0..{traj.n_runs - 1}; there is no run {run}")
+        twin_traj = _file_inputs(traj, stack, rule, entry, needs, inputs, twin, json_params)
+        if "pair" in needs:
+            pairs = pairs if pairs is not None else [(a, a + 1) for a in range(0, traj.n_runs - 1, 2)]
+            pair = next((tuple(p) for p in pairs if run in p), None)
+            if pair is None:
+                listed = ", ".join(map(str, pairs)) or "none"
+                raise AnalysisError(f"the {rule} rule decides for pairs of runs ({listed} in this file of "
+                                    f"{traj.n_runs} run(s)); run {run} is in none")
+            index = int(entry.obj(run_frames(traj, pair[0], chunk), run_frames(traj, pair[1], chunk),
+                                  **inputs, **params))
+            runs = pair
+        else:
+            if twin_traj is not None:
+                inputs["twin_frames"] = run_frames(twin_traj, run, chunk)
+            per_run = set(entry.get("per_run", ()))
+            options = {k: (v[run] if k in per_run and v is not None else v) for k, v in params.items()}
+            index = int(entry.obj(run_frames(traj, run, chunk), **inputs, **options))
+            runs = (run,)
+        iteration = at_iterations(frame_iterations(traj, runs[0]), index)
+    return StopChoice(rule, json_params, tuple(runs), index, iteration)
+
+
+def _rule_request(rule: str, params: dict):
+    """The checks of a rule's request that need no file: the rule, its options and inputs.
+    Returns ``(entry, needs, options, twin, pairs, inputs, json_params)``."""
     if rule not in RULES:
         raise AnalysisError(f"unknown stopping rule {rule!r}; known: {sorted(RULES)}")
     entry = RULES[rule]
@@ -141,41 +215,31 @@ def stop_file(
         raise AnalysisError(f"the {rule} rule has no option {', '.join(unknown)}; its options are "
                             f"{', '.join(RULES.options(rule)) or 'none'}")
     json_params = {k: v for k, v in params.items() if isinstance(v, (bool, int, float, str))}
-    with contextlib.ExitStack() as stack:
-        traj = stack.enter_context(open_reader(traj_or_path))
-        target = np.asarray(traj.target, dtype=np.float64)
-        if data_range is None:
-            data_range = default_data_range(traj.kind, target)
-        if entry.get("operators") is not None:
-            require_operator(traj, tuple(entry["operators"]), f"the {rule} rule")
-        if rule == "sure":
-            _check_white_noise(traj)
-        if "observed" in needs:
-            inputs["observed"] = traj.observed
-        if "sigma" in needs:
-            if inputs.get("sigma") is None:
-                inputs["sigma"] = _recorded_sigma(traj)
-            json_params["sigma"] = float(inputs["sigma"])
-        if "clip" in needs and "clip" not in inputs:
-            inputs["clip"] = (0.0, 1.0) if traj.kind == "image" else None
-        twin_traj = None
-        if twin is not None:
-            if isinstance(twin, (str, os.PathLike)):
-                json_params["twin"] = str(twin)
-            twin_traj = stack.enter_context(open_reader(twin))
-            inputs["delta"], inputs["epsilon"] = check_twin(traj, twin_traj)
-        per_run = set(entry.get("per_run", ()))
-        if "pair" in needs:
-            entries = _stop_pairs(traj, entry.obj, rule, pairs, params, inputs, chunk, target, data_range)
-        else:
-            entries = []
-            for r in range(traj.n_runs):
-                run_inputs = dict(inputs)
-                if twin_traj is not None:
-                    run_inputs["twin_frames"] = run_frames(twin_traj, r, chunk)
-                options = {k: (v[r] if k in per_run and v is not None else v) for k, v in params.items()}
-                entries.append(_stop_run(traj, r, entry.obj, options, run_inputs, chunk, target, data_range))
-    return StopResult(rule, json_params, float(data_range), tuple(entries))
+    return entry, needs, params, twin, pairs, inputs, json_params
+
+
+def _file_inputs(traj, stack, rule, entry, needs, inputs, twin, json_params):
+    """Check the rule applies to the file and fill ``inputs`` with what it needs from it
+    (observation, σ, clip range, the twin's perturbation). Returns the open twin or None."""
+    if entry.get("operators") is not None:
+        require_operator(traj, tuple(entry["operators"]), f"the {rule} rule")
+    if rule == "sure":
+        _check_white_noise(traj)
+    if "observed" in needs:
+        inputs["observed"] = traj.observed
+    if "sigma" in needs:
+        if inputs.get("sigma") is None:
+            inputs["sigma"] = _recorded_sigma(traj)
+        json_params["sigma"] = float(inputs["sigma"])
+    if "clip" in needs and "clip" not in inputs:
+        inputs["clip"] = (0.0, 1.0) if traj.kind == "image" else None
+    if twin is None:
+        return None
+    if isinstance(twin, (str, os.PathLike)):
+        json_params["twin"] = str(twin)
+    twin_traj = stack.enter_context(open_reader(twin))
+    inputs["delta"], inputs["epsilon"] = check_twin(traj, twin_traj)
+    return twin_traj
 
 
 def _needing(key: str) -> list[str]:
@@ -187,20 +251,28 @@ def _stop_run(traj, r, fn, options, inputs, chunk, target, data_range) -> StopEn
 
     def scored_frames() -> Iterator[np.ndarray]:
         for _, block in traj.iter_frames(r, chunk=chunk):
-            curve.append(psnr(block, target, data_range))
+            curve.append(_score(block, target, data_range))
             yield from block
 
     frames = scored_frames()
     index = int(fn(frames, **inputs, **options))
+    its = frame_iterations(traj, r)
+    if target is None:
+        return StopEntry(runs=(r,), seeds=(dict(traj.run_seeds(r)),), iteration=at_iterations(its, index),
+                         psnr=float("nan"), run_psnr=(float("nan"),), best_psnr=float("nan"), best_iteration=None)
     for _ in frames:  # finish the oracle curve
         pass
-    its = frame_iterations(traj, r)
     oracle = run_psnr_from_curve(r, traj.run_seeds(r), np.concatenate(curve), its)
     chosen = float(oracle.psnr[index])
     return StopEntry(
         runs=(r,), seeds=(oracle.seeds,), iteration=at_iterations(its, index), psnr=chosen, run_psnr=(chosen,),
         best_psnr=oracle.best_psnr, best_iteration=oracle.best_iteration,
     )
+
+
+def _score(frames: np.ndarray, target: np.ndarray | None, data_range: float) -> np.ndarray:
+    """PSNR of each frame, NaN without a clean reference."""
+    return np.full(len(frames), np.nan) if target is None else psnr(frames, target, data_range)
 
 
 def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_range) -> list[StopEntry]:
@@ -217,7 +289,7 @@ def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_rang
         def scored_pairs() -> Iterator[tuple[np.ndarray, np.ndarray]]:
             for fa, fb in zip(run_frames(traj, a, chunk), run_frames(traj, b, chunk)):
                 fa, fb = fa.astype(np.float64), fb.astype(np.float64)
-                scores.append(psnr(np.stack([fa, fb, 0.5 * (fa + fb)]), target, data_range))
+                scores.append(_score(np.stack([fa, fb, 0.5 * (fa + fb)]), target, data_range))
                 yield fa, fb
 
         stream = scored_pairs()
@@ -228,6 +300,12 @@ def _stop_pairs(traj, fn, rule, pairs, options, inputs, chunk, target, data_rang
             pass
         table = np.array(scores)
         its = frame_iterations(traj, a)
+        if target is None:
+            entries.append(StopEntry(runs=(a, b), seeds=(dict(traj.run_seeds(a)), dict(traj.run_seeds(b))),
+                                     iteration=at_iterations(its, index), psnr=float("nan"),
+                                     run_psnr=(float("nan"), float("nan")), best_psnr=float("nan"),
+                                     best_iteration=None))
+            continue
         oracle = run_psnr_from_curve(a, {}, table[:, 2], its)  # the oracle of the average
         entries.append(
             StopEntry(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._common import dump, floats, fmt_it
-from . import analyzer
+from . import analyzer, file_labels, plot_files
 
 
 def _args(p) -> None:
@@ -18,11 +18,11 @@ def _args(p) -> None:
     p.add_argument("--curves", action="store_true", help="with --json: include every run's SE(k) curves")
 
 
-def _results(a):
+def _results(a, path=None):
     from ...analyze.amplitudes import analyze_amplitudes_file
     from ...trajectory import open_trajectory
 
-    traj = open_trajectory(a.file)
+    traj = open_trajectory(a.file if path is None else path)
     try:
         return traj, analyze_amplitudes_file(traj, freqs=a.freqs, delta=a.delta)
     except BaseException:
@@ -30,23 +30,51 @@ def _results(a):
         raise
 
 
-def plot_amplitudes(a) -> int:
-    from ... import plot
+def _frames_at(traj, run: int, iterations) -> dict:
+    """Run ``run``'s frames at these iterations (None left out), mapped through the stored
+    iterations (a frame stride)."""
+    its = list(traj.frame_iterations(run))
+    frames = traj.frames(run)
+    return {it: np.asarray(frames[its.index(it)], dtype=np.float64) for it in iterations
+            if it is not None and it in its}
 
-    traj, results = _results(a)
-    with traj:
-        first = results[min(results)]
-        wanted = sorted({c for c in first.converged_at if c is not None})
-        frames = traj.frames(min(results))
-        frames_at = {it: np.asarray(frames[it], dtype=np.float64) for it in wanted}
-        fig = plot.amplitude_figure(results, traj.target, frames_at, delta=a.delta,
-                                    title=plot.title_of(traj.config))
-    print(f"wrote {plot.save(fig, a.output)}")
+
+def plot_amplitudes(a) -> int:
+    """One file: SE(k) curves and run 0's output when each frequency settled (paper Fig. 3).
+    Several (e.g. conv vs linear): one row per file, labelled by what differs between them."""
+    from ... import plot
+    from ...plot.oned import conv_vs_linear_figure
+
+    files = plot_files(a)
+    if len(files) == 1:
+        traj, results = _results(a)
+        with traj:
+            first = results[min(results)]
+            frames_at = _frames_at(traj, min(results), sorted({c for c in first.converged_at if c is not None}))
+            fig = plot.amplitude_figure(results, traj.target, frames_at, delta=a.delta,
+                                        title=plot.title_of(traj.config))
+        print(f"wrote {plot.save(fig, a.output, overwrite=a.overwrite)}")
+        return 0
+    _, labels, title = file_labels(files)
+    panels = {}
+    for path, label in zip(files, labels):
+        traj, results = _results(a, path)
+        with traj:
+            run0 = results[min(results)]
+            frames_at = _frames_at(traj, min(results), run0.converged_at)
+            snapshots = [(it, frames_at.get(it), f"run {min(results)} when k={k:g} settled"
+                          + ("" if it is None else f" (iteration {it})"))
+                         for k, it in zip(run0.freqs[:2], run0.converged_at[:2])]
+            panels[label if label not in panels else f"{label} ({path})"] = {
+                "results": [results[r] for r in sorted(results)], "snapshots": snapshots,
+                "target": np.asarray(traj.target, dtype=np.float64)}
+    fig = conv_vs_linear_figure(panels, delta=a.delta, title=title)
+    print(f"wrote {plot.save(fig, a.output, overwrite=a.overwrite)}")
     return 0
 
 
 @analyzer("amplitudes", help="per-frequency amplitude error SE(k) and convergence iterations (1D)",
-          add_arguments=_args, plot=plot_amplitudes)
+          add_arguments=_args, plot=plot_amplitudes, many=True)
 def analyze_amplitudes(a) -> int:
     from ...analyze.amplitudes import convergence_table
 

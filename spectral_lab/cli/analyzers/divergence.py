@@ -24,7 +24,7 @@ def plot_divergence(a) -> int:
         for p in res.points[pair][:4]:
             frames[f"iteration {p}"] = t.frames(pair[0])[p]
         fig = divergence_figure(res, frames, title=plot.title_of(t.config))
-    print(f"wrote {plot.save(fig, a.output)}")
+    print(f"wrote {plot.save(fig, a.output, overwrite=a.overwrite)}")
     return 0
 
 

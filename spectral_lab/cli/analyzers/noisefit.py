@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._common import dump, fmt_it
-from . import analyzer
+from . import analyzer, file_labels, plot_files
 
 
 def _args(p):
@@ -13,8 +13,36 @@ def _args(p):
     p.add_argument("--curves", action="store_true", help="with --json: include the ν, η and PSNR curves of every run")
 
 
+def plot_noisefit(a) -> int:
+    """PSNR (left) and ν, η (right) over iterations, one colour per file: paper Fig. 2 from
+    one file or several (white vs low-frequency noise)."""
+    from ... import plot
+    from ...analyze.noise_fit import noise_fit_file
+    from ...plot.denoise import failure_figure
+    from ...trajectory import open_trajectory
+
+    files = plot_files(a)
+    _, labels, title = file_labels(files)
+    if len(files) == 1:
+        with open_trajectory(files[0]) as t:
+            labels = [plot.titles.describe(t.config)["noise"] or labels[0]]
+    psnr, observed, fractions, iterations = {}, {}, {}, {}
+    cutoff = a.cutoff  # without --cutoff, the first file's, for every file: η must mean the same
+    for path, label in zip(files, labels):
+        res = noise_fit_file(path, cutoff=cutoff, level=a.level)
+        cutoff = res.cutoff
+        with open_trajectory(path) as t:
+            iterations[label] = t.frame_iterations(0)
+        psnr[label], observed[label] = res.psnr, res.observed_psnr
+        fractions[label] = {"noise_fitted": res.noise_fitted, "highfreq_fitted": res.highfreq_fitted}
+    title += f"\nν: fraction of the noise in the output; η: of the clean image above {cutoff:g} cycles/px"
+    fig = failure_figure(psnr, observed, fractions, half=a.level, title=title, iterations=iterations)
+    print(f"wrote {plot.save(fig, a.output, overwrite=a.overwrite)}")
+    return 0
+
+
 @analyzer("noisefit", help="when each run fits the noise and when the image's high frequencies (images)",
-          add_arguments=_args)
+          add_arguments=_args, plot=plot_noisefit, many=True)
 def analyze_noisefit(a) -> int:
     from ...analyze.noise_fit import noise_fit_file
 

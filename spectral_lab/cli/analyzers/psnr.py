@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from .._common import dump
-from . import analyzer, save_figure
+from . import analyzer, file_labels, plot_files, save_figure
 
 
 def _args(p) -> None:
@@ -21,10 +21,10 @@ def _args(p) -> None:
                         "(000's +Avg schemes, e.g. 0.99)")
 
 
-def _scores(a):
+def _scores(a, path=None):
     from ...analyze.psnr import psnr_file
 
-    return psnr_file(a.file, region=a.region, scale=a.scale, ema=a.ema)
+    return psnr_file(a.file if path is None else path, region=a.region, scale=a.scale, ema=a.ema)
 
 
 def _db(v) -> str:
@@ -32,14 +32,21 @@ def _db(v) -> str:
 
 
 def plot_psnr(a) -> int:
+    """One file: a colour per run; several (e.g. white vs low-frequency noise): a colour per
+    file, labelled by what differs between their configurations."""
     from ...plot.images import psnr_figure
 
-    res = _scores(a)
-    return save_figure(a, lambda title: psnr_figure(res, title=title))
+    files = plot_files(a)
+    if len(files) == 1:
+        res = _scores(a)
+        return save_figure(a, lambda title: psnr_figure(res, title=title))
+    results = [_scores(a, f) for f in files]
+    _, labels, _ = file_labels(files)
+    return save_figure(a, lambda title: psnr_figure(results, labels=labels, title=title))
 
 
 @analyzer("psnr", help="PSNR (and SSIM) of every frame against the clean target, best iteration, the "
-          "observation's and the task's baselines", add_arguments=_args, plot=plot_psnr)
+          "observation's and the task's baselines", add_arguments=_args, plot=plot_psnr, many=True)
 def analyze_psnr(a) -> int:
     res = _scores(a)
     if a.json:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...errors import AnalysisError
 from .._common import dump, fmt_it
-from . import analyzer
+from . import analyzer, check_run
 
 
 def _spectrum(a):
@@ -43,6 +43,7 @@ def plot_spectrum(a) -> int:
     from ...trajectory import open_trajectory
 
     res = _spectrum(a)
+    check_run(a.run, len(res.errors))
     with open_trajectory(a.file) as t:
         title = plot.title_of(t.config)
         if a.at:
@@ -53,8 +54,8 @@ def plot_spectrum(a) -> int:
             frames = [(i, t.frames(a.run)[i]) for i in a.at]
             fig = spectra_at_figure(frames, t.target, title=f"run {a.run}: {title}")
             extra = Path(a.output).with_name(Path(a.output).stem + "-at" + Path(a.output).suffix)
-            print(f"wrote {plot.save(fig, extra)}")
-    print(f"wrote {plot.save(spectrum_figure(res, run=a.run, title=title), a.output)}")
+            print(f"wrote {plot.save(fig, extra, overwrite=a.overwrite)}")
+    print(f"wrote {plot.save(spectrum_figure(res, run=a.run, title=title), a.output, overwrite=a.overwrite)}")
     return 0
 
 
@@ -62,7 +63,9 @@ def _args(p):
     p.add_argument("file")
     p.add_argument("--bands", type=int, default=None, help="number of radial bands (default: min side / 4 + 1)")
     p.add_argument("--threshold", type=float, default=0.1, help="relative error that counts as fitted")
-    p.add_argument("--reference", choices=("target", "observed"), default="target")
+    p.add_argument("--reference", choices=("target", "observed", "final"), default="target",
+                   help="the clean image (default), the observation, or each run's last frame (files without a "
+                        "clean image: when each band settles)")
     p.add_argument("--channel", default="luminance", help="luminance, all, or a channel index")
     p.add_argument("--run", type=int, default=0, help="run shown in the heat map (plot only)")
     p.add_argument("--view", choices=("error", "shi"), default="error",

@@ -8,7 +8,7 @@ The ``--rule`` choices, and which of ``--sigma`` and ``--twin`` a rule takes, co
 from __future__ import annotations
 
 from .._common import dump, key_value, registry_help
-from . import analyzer
+from . import analyzer, save_figure
 
 
 def _args(p) -> None:
@@ -61,7 +61,54 @@ def _params(a) -> dict:
     return params
 
 
-@analyzer("stop", help="ground-truth-free stopping rules and their gap to the oracle", add_arguments=_args)
+def _plot_args(p) -> None:
+    from ...analyze.stopping.rules import RULES
+
+    p.add_argument("file")
+    p.add_argument("--rules", type=lambda t: [v.strip() for v in t.split(",") if v.strip()], metavar="R1,R2,...",
+                   help="rules to draw (default: every rule that applies to the file); "
+                        + registry_help(RULES, "rules"))
+    p.add_argument("--twin", help="sure: the file's twin, recorded with the same settings and --probe EPS "
+                                  "(without it, sure is left out)")
+    p.add_argument("--sigma", type=float, help="noise std on the 0-255 scale for the rules that need it "
+                                               "(default: the file's)")
+
+
+def plot_stop(a) -> int:
+    """Every rule's stop on the PSNR curves of the file's runs (rules at their default options)."""
+    from ...analyze.psnr import psnr_file
+    from ...analyze.stopping import stop_file
+    from ...analyze.stopping.rules import RULES
+    from ...errors import AnalysisError
+    from ...plot.denoise import stopping_rules_figure
+
+    asked = a.rules is not None
+    rules = a.rules if asked else [r for r in RULES.names() if r != "sure" or a.twin is not None]
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise AnalysisError(f"unknown stopping rule {unknown[0]!r}; choose from {', '.join(RULES.names())}")
+    scores = psnr_file(a.file, with_ssim=False)
+    stops = {}
+    for rule in rules:
+        needs = set(RULES[rule].get("needs", ()))
+        params = {}
+        if a.sigma is not None and "sigma" in needs:
+            params["sigma"] = a.sigma / 255.0
+        if a.twin is not None and "twin" in needs:
+            params["twin"] = a.twin
+        try:
+            stops[rule] = stop_file(a.file, rule, **params)
+        except AnalysisError as exc:
+            if asked:
+                raise
+            print(f"left out {rule}: {exc}")
+    if not stops:
+        raise AnalysisError(f"no stopping rule applies to {a.file}")
+    return save_figure(a, lambda title: stopping_rules_figure(scores, stops, title=title))
+
+
+@analyzer("stop", help="ground-truth-free stopping rules and their gap to the oracle", add_arguments=_args,
+          plot=plot_stop, plot_arguments=_plot_args)
 def analyze_stop(a) -> int:
     from ...analyze.stopping import stop_file
 
@@ -71,6 +118,9 @@ def analyze_stop(a) -> int:
         return 0
     print(f"{a.file}: stopping rule {res.rule} {res.params}")
     for e in res.entries:
+        if e.best_iteration is None:
+            print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} (no clean reference: no score, no oracle)")
+            continue
         print(f"  runs {','.join(map(str, e.runs))}: stop at {e.iteration} ({e.psnr:.2f} dB); oracle "
               f"{e.best_psnr:.2f} dB at {e.best_iteration}; gap {e.gap:.2f} dB")
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._common import dump, fmt_it
-from . import analyzer, save_figure
+from . import analyzer, check_run, save_figure
 
 
 def _args(p) -> None:
@@ -25,6 +25,7 @@ def plot_taskspectrum(a) -> int:
     from ...plot.images import task_spectrum_figure
 
     res = _result(a)
+    check_run(a.run, len(res.errors))
     return save_figure(a, lambda title: task_spectrum_figure(res, run=a.run, title=title))
 
 
