@@ -199,3 +199,20 @@ def test_task_curves_figure_draws_a_line_per_file_and_a_line_per_baseline():
     ax = fig.axes[0]
     assert len(ax.lines) == 4 and ax.get_ylabel() == "PSNR (dB)"
     assert "bicubic" in ax.get_xlabel() and "nearest" in ax.get_xlabel()
+
+
+# --------------------------------------------------------------------------- the cost estimate of a task
+
+def test_estimate_probes_superres_through_its_operator_and_an_observed_image_without_a_clean_one(data, tmp_path):
+    from spectral_lab.sweep import Job, estimate_jobs
+
+    cfg = TaskExperiment(**TINY)
+    sr = cfg.task_config(cfg.setting(), cfg.signal(data / "grey" / "a.png", crop_multiple=4), "superres",
+                         operator={"factor": 4})
+    colour = replace(cfg, grey=False)
+    observed = colour.task_config(colour.setting(), colour.signal(None, observed=data / "noflash.png"), "denoise")
+    est = estimate_jobs([Job(tmp_path / "sr.h5", sr), Job(tmp_path / "obs.h5", observed)])
+    # the output's shape (the observation of super-resolution is 4 times smaller per axis)
+    assert est.shapes == [(1, 16, 16), (3, 16, 16)]
+    assert all(s > 0 for s in est.seconds_per_iteration) and all(b > 0 for b in est.bytes)
+    assert not (tmp_path / "sr.h5").exists() and not (tmp_path / "obs.h5").exists()
