@@ -303,6 +303,7 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     from .losses import make_loss
     from .runner import make_problem, prepare_fit, select_device
 
+    cfg = validate(cfg)  # the task's defaults (its data term), as `runner.record` resolves them
     problem = make_problem(cfg)
     state, z, y = prepare_fit(cfg, problem, select_device(cfg.fit.device))
     timer = _StepTimer()
