@@ -216,3 +216,28 @@ def test_estimate_probes_superres_through_its_operator_and_an_observed_image_wit
     assert est.shapes == [(1, 16, 16), (3, 16, 16)]
     assert all(s > 0 for s in est.seconds_per_iteration) and all(b > 0 for b in est.bytes)
     assert not (tmp_path / "sr.h5").exists() and not (tmp_path / "obs.h5").exists()
+
+
+def test_estimate_probes_a_blend_through_its_data_term(tmp_path):
+    import argparse
+
+    from PIL import Image
+
+    from spectral_lab.cli.record import add_config_arguments, build_config
+    from spectral_lab.sweep import Job, estimate_jobs
+
+    rng = np.random.default_rng(0)
+    for name in ("fg", "bg"):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 5:11] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    cfg = build_config(parser.parse_args([
+        "--task", "blend", "--foreground", str(tmp_path / "fg.png"), "--background", str(tmp_path / "bg.png"),
+        "--mask", str(tmp_path / "mask.png"), "--model", "dip", "--levels", "2", "--model-opt", "down=4",
+        "--model-opt", "up=4", "--iterations", "6", "--downsample", "1"]))
+    est = estimate_jobs([Job(tmp_path / "blend.h5", cfg)])
+    assert est.shapes == [(3, 16, 16)] and est.seconds_per_iteration[0] > 0
+    assert not (tmp_path / "blend.h5").exists()
