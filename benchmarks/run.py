@@ -26,12 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import bench_files  # noqa: E402
+import bench_kernel  # noqa: E402
 import bench_sweep  # noqa: E402
 import bench_training as T  # noqa: E402
 import _nets as N  # noqa: E402
 from _harness import load_average, machine_info, mm_peak_gflops  # noqa: E402
 
-SECTIONS = ("threads", "recording", "batching", "floor", "limit", "cli", "analyzers", "storage", "sweep", "catalogue")
+SECTIONS = ("threads", "recording", "batching", "floor", "limit", "cli", "analyzers", "storage", "sweep", "catalogue",
+            "kernel")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_sweep.sweep(a.quick)
     if "catalogue" in sections:
         bench_sweep.catalogue(a.quick)
+    if "kernel" in sections:
+        bench_kernel.kernel(a.quick)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at end {load_average()}")
     return 0
 

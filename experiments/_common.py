@@ -37,16 +37,22 @@ from spectral_lab.images import downsample_for, image_label
 from spectral_lab.sweep import Job, Recorded, markdown_table, plan
 
 REPO = Path(__file__).resolve().parents[1]
-#: the papers' test images (``../shared/data`` beside the repository; experiments take paths)
-SHARED_DATA = REPO.parent / "shared" / "data"
 
-__all__ = ["REPO", "SHARED_DATA", "Paths", "Experiment", "SinesExperiment", "ImageExperiment", "DivergenceExperiment",
-           "DenoiseExperiment", "TaskExperiment", "presets", "Setting", "dip_setting", "run_config", "run", "analyze_setting",
+__all__ = ["REPO", "shared_data", "Paths", "Experiment", "SinesExperiment", "ImageExperiment", "DivergenceExperiment",
+           "DenoiseExperiment", "SamplerExperiment", "SCHEMES", "TaskExperiment", "presets", "Setting", "dip_setting", "run_config", "run", "analyze_setting",
            "convergence_row", "models_line", "markdown_table", "fmt_iter", "fmt_ratio", "fmt_mean_std",
            "fmt_or_dash", "write_report", "task_scores"]
 
 
-# --------------------------------------------------------------------------- where an experiment writes
+# --------------------------------------------------------------------------- where an experiment reads and writes
+
+def shared_data(*parts: str) -> Path:
+    """A path under the lab's shared test data, ``../shared/data`` next to the checkout (or two
+    levels up, from a git worktree under ``../wt/<name>``); the first candidate when neither
+    exists (the caller checks and falls back)."""
+    candidates = [root / "shared" / "data" / Path(*parts) for root in (REPO.parent, REPO.parents[1])]
+    return next((c for c in candidates if c.exists()), candidates[0])
+
 
 @dataclass(frozen=True)
 class Paths:
@@ -196,6 +202,79 @@ class DenoiseExperiment(Experiment):
         return run_config(setting, signal, runs=self.seeds, seed=self.seed, device=self.device, degrade=degrade)
 
 
+#: the inference schemes of Cheng et al. (000_..., Section 5.2) as `SamplerExperiment.scheme` builds them
+SCHEMES = ("sgd", "sgd_input", "sgld_adam", "sgld")
+
+
+@dataclass(frozen=True)
+class SamplerExperiment(DenoiseExperiment):
+    """The DIP under the inference schemes of Cheng et al. (000_..., Section 5.2), one file per
+    (image, scheme), ``seeds`` runs each (`scheme`):
+
+    - ``sgd``: the released code's "SGD", which is Adam at ``lr``, the input z fixed;
+    - ``sgd_input``: the same with the input perturbed at every step, z + N(0, ``reg_noise_std``²);
+    - ``sgld_adam``: what the released code runs as SGLD: AdamW at ``lr`` with ``weight_decay``,
+      then N(0, (``sgld_noise`` · lr)²) added to every conv weight, the input perturbed as in
+      ``sgd_input``; the posterior mean and variance of the outputs kept from ``burn_in`` on;
+    - ``sgld``: Eq. 8 itself (`spectral_lab.optim.SGLD`): Δw = −``exact_lr`` ∇MSE + N(0, 4 σ²
+      ``exact_lr`` ``temperature`` / N), σ the task's noise level, no input perturbation.
+
+    Images are down-sampled to a shorter side of about ``size`` (None: by ``downsample``); the
+    DIP has ``levels`` levels of ``channels`` channels (down = up, 4 skip channels, bilinear
+    up-sampling: the paper's net has 5 × 128), z ~ U(0, 0.1) of 32 channels; ``iterations``
+    steps for every scheme unless a script says otherwise; ``ema`` is the factor of the outputs'
+    moving average of the "+Avg" schemes (0.99 in the released code); ``every`` the frame stride
+    of the sampler files (the SGD files keep every frame: their moving average and oracle stop
+    read every iteration).
+    """
+
+    size: int | None = 64
+    levels: int = 4
+    channels: int = 64
+    iterations: int = 3000
+    lr: float = 0.01
+    reg_noise_std: float = 1.0 / 30
+    ema: float = 0.99
+    sgld_noise: float = 2.0
+    weight_decay: float = 5e-8
+    exact_lr: float = 10.0
+    temperature: float = 1.0
+    burn_in: int = 1000
+    every: int = 1
+
+    def scheme(self, name: str, *, iterations: int | None = None) -> Setting:
+        """The `Setting` of scheme ``name`` (one of `SCHEMES`), ``iterations`` (None: this
+        configuration's)."""
+        options = {"levels": self.levels, "down": self.channels, "up": self.channels}
+        base = dict(iterations=iterations or self.iterations, input_dist="uniform", input_scale=0.1)
+        if name == "sgd":
+            return Setting("sgd", "dip", options, lr=self.lr, **base)
+        if name == "sgd_input":
+            return Setting("sgd_input", "dip", options, lr=self.lr, reg_noise_std=self.reg_noise_std, **base)
+        if name == "sgld_adam":
+            return Setting("sgld_adam", "dip", options, lr=self.lr, optimizer="sgld_adam",
+                           optimizer_options={"noise": self.sgld_noise, "weight_decay": self.weight_decay},
+                           reg_noise_std=self.reg_noise_std, burn_in=self.burn_in, every=self.every, **base)
+        if name == "sgld":
+            return Setting("sgld", "dip", options, lr=self.exact_lr, optimizer="sgld",
+                           optimizer_options={"temperature": self.temperature}, burn_in=self.burn_in,
+                           every=self.every, **base)
+        raise ValueError(f"unknown scheme {name!r}; choose from {', '.join(SCHEMES)}")
+
+    def downsample_of(self, image: Path | None) -> int:
+        """The down-sampling factor of ``image`` (None: the sample photograph)."""
+        from spectral_lab.images import downsample_for
+        from spectral_lab.signals import sample_image_path
+
+        if self.size is None:
+            return self.downsample
+        return downsample_for(sample_image_path() if image is None else image, self.size)
+
+    def image_config(self, setting: Setting, image: Path | None, **options) -> RunConfig:
+        """`DenoiseExperiment.denoise_config` of ``image`` at its own down-sampling factor."""
+        return replace(self, downsample=self.downsample_of(image)).denoise_config(setting, image, **options)
+
+
 @dataclass(frozen=True)
 class TaskExperiment(Experiment):
     """The DIP restoring images through a task's forward operator (inpainting,
@@ -223,7 +302,7 @@ class TaskExperiment(Experiment):
     def setting(self, label: str = "dip", **fit) -> Setting:
         """This experiment's DIP as a `Setting` (``fit``: fields of `Setting` that differ)."""
         base = dict(lr=self.lr, iterations=self.iterations, reg_noise_std=self.reg_noise_std,
-                    input_dist="uniform", input_scale=0.1)
+                    input_dist="uniform", input_scale=0.1, every=self.every)
         return Setting(label, "dip", {"levels": self.levels, "down": self.channels, "up": self.channels},
                        **{**base, **fit})
 
@@ -245,8 +324,9 @@ class TaskExperiment(Experiment):
         if self.seeds < 1:
             raise SpectralLabError(f"seeds must be >= 1, got {self.seeds}")
         return run_config(setting, signal, runs=self.seeds, seed=self.seed, device=self.device,
-                          degrade=DegradeConfig(seed=self.noise_seed), task=task, operator=operator, loss=loss,
-                          input_image=input_image, every=self.every)
+                          degrade=DegradeConfig(seed=self.noise_seed), task=task, operator_options=operator,
+                          loss=None if loss is None else loss.name, loss_options=None if loss is None else loss.options,
+                          input_image=input_image)
 
     def image_list(self, default: Sequence[str]) -> list[Path]:
         """The image files of ``images`` (or of ``default``), folders expanded."""
@@ -267,6 +347,9 @@ class Setting:
 
     ``label`` names the file and the rows of the tables. ``input_dist`` / ``input_scale``: the
     fixed input z (None: the model family's own, `spectral_lab.models.base.RunNet`).
+    ``optimizer_options``: the optimiser's own options (an SGLD temperature); ``every``: the
+    frame stride of the file; ``burn_in``: the iteration from which the posterior mean and
+    variance of the outputs are kept (None: none, or the sampler's default).
     """
 
     label: str
@@ -278,13 +361,25 @@ class Setting:
     reg_noise_std: float = 0.0
     input_dist: str | None = None
     input_scale: float | None = None
+    optimizer_options: Mapping[str, Any] = field(default_factory=dict)
+    every: int = 1
+    burn_in: int | None = None
 
     def describe(self) -> str:
-        """``model(options), Adam lr=…[, reg_noise_std=…], N iterations``."""
+        """``model(options), Adam lr=…[, reg_noise_std=…], N iterations[, burn-in B][, every K]``."""
         opts = ", ".join(f"{k}={v}" for k, v in self.options.items()) or "defaults"
+        return f"{self.model}({opts}), {self.describe_fit()}"
+
+    def describe_fit(self) -> str:
+        """The optimisation part of `describe`: ``Adam lr=…[, reg_noise_std=…], N iterations…``."""
         reg = f", reg_noise_std={self.reg_noise_std:.3g}" if self.reg_noise_std else ""
         opt = "Adam" if self.optimizer == "adam" else self.optimizer
-        return f"{self.model}({opts}), {opt} lr={self.lr:g}{reg}, {self.iterations} iterations"
+        if self.optimizer_options:
+            opt += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in self.optimizer_options.items()) + ")"
+        extra = (f", burn-in {self.burn_in}" if self.burn_in is not None else "") + \
+            (f", every {self.every}th frame stored" if self.every > 1 else "")
+        return f"{opt} lr={self.lr:g}{reg}, {self.iterations} iterations{extra}"
 
 
 def dip_setting(label: str = "dip", options: Mapping[str, Any] | None = None, *, iterations: int | None = None,
@@ -298,13 +393,14 @@ def dip_setting(label: str = "dip", options: Mapping[str, Any] | None = None, *,
 
 def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int = 0, vary: str = "both",
                device: str = "cpu", degrade: DegradeConfig | None = None, task: str | None = None,
-               operator: Mapping[str, Any] | None = None, loss: LossConfig | None = None,
-               input_image: str | Path | None = None, every: int = 1) -> RunConfig:
+               operator_options: Mapping[str, Any] | None = None,
+               loss_options: Mapping[str, Any] | None = None, loss: str | None = None,
+               input_image: str | Path | None = None) -> RunConfig:
     """The `RunConfig` of ``runs`` runs (seeds ``seed .. seed + runs - 1`` for what ``vary``
     names) of one setting: task ``fit`` of the clean signal, or ``denoise`` with ``degrade``;
-    another ``task`` (``inpaint``, ``superres``) with its operator's ``operator`` options, the
-    data term ``loss`` (None: mse), a guide image ``input_image`` as the input, and the frame
-    stride ``every``.
+    another ``task`` (``inpaint``, ``superres``, ``blend``) with its operator's options
+    (``{"drop": 0.5}``), the data term ``loss`` (None: the task's) and its options, and a guide
+    image ``input_image`` as the network's input.
 
     Frames are stored losslessly (float32, no compression): the analyses measure small
     high-frequency differences and SE of small amplitudes.
@@ -313,15 +409,15 @@ def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int =
         task=task or ("fit" if degrade is None else "denoise"),
         signal=signal,
         degrade=DegradeConfig() if degrade is None else degrade,
-        operator=OperatorConfig(options=dict(operator or {})),
-        loss=loss or LossConfig(),
+        operator=OperatorConfig(options=dict(operator_options or {})),
+        loss=LossConfig(name=loss, options=dict(loss_options or {})),
         model=ModelConfig(name=setting.model, options=dict(setting.options)),
         fit=FitConfig(iterations=setting.iterations, lr=setting.lr, optimizer=setting.optimizer,
-                      reg_noise_std=setting.reg_noise_std, input_dist=setting.input_dist,
-                      input_scale=setting.input_scale, runs=runs, seed=seed, vary=vary, device=device,
-                      input_image=None if input_image is None else str(input_image)),
+                      optimizer_options=dict(setting.optimizer_options), reg_noise_std=setting.reg_noise_std,
+                      input_dist=setting.input_dist, input_scale=setting.input_scale, runs=runs, seed=seed,
+                      vary=vary, device=device, input_image=None if input_image is None else str(input_image)),
         record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0,
-                            every=every),
+                            every=setting.every, burn_in=setting.burn_in),
     )
     return validate(cfg)
 

@@ -28,13 +28,13 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._cli import experiment_cli
-from experiments._common import SHARED_DATA, TaskExperiment, markdown_table, presets, run, write_report
+from experiments._common import TaskExperiment, shared_data, markdown_table, presets, run, write_report
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
 NAME = "flash_noflash"
-PAIR = SHARED_DATA / "dip" / "flash_no_flash"
+PAIR = shared_data("dip", "flash_no_flash")
 
 
 @dataclass(frozen=True)

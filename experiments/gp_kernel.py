@@ -41,7 +41,7 @@ from spectral_lab.kernels.gp import (
     covariance_matrix_from_lags,
     expected_power_spectrum,
     gaussian_input_covariance,
-    gp_amplitude_mle,
+    gp_inpaint,
     gp_log_marginal_likelihood,
     gp_log_marginal_likelihood_stationary,
     gp_posterior,
@@ -254,15 +254,11 @@ def denoise(cfg: Config, x: np.ndarray, y: np.ndarray, *, circular: bool) -> dic
 
 
 def inpaint(cfg: Config, x: np.ndarray, mask: np.ndarray) -> dict[str, dict]:
-    mu = x[mask].mean()
-    y = np.where(mask, x - mu, 0.0)
     results: dict[str, dict] = {}
     for family, label, shape in kernel_shapes(cfg, tuple(2 * n for n in x.shape)):
-        k = covariance_matrix_from_lags(shape, x.shape)
-        fits = [(gp_amplitude_mle(k, y, mask, r), r) for r in cfg.noise_ratios]
-        (a, ll), ratio = max(fits, key=lambda f: f[0][1])
-        mean = gp_posterior(a * k, y, mask, a * ratio).mean + mu
-        _keep(results, family, f"{label}, noise/amp {ratio:g}", ll, float(psnr(mean, x)[0]),
+        fit = gp_inpaint(covariance_matrix_from_lags(shape, x.shape), x, mask, cfg.noise_ratios)
+        mean = fit.posterior.mean
+        _keep(results, family, f"{label}, noise/amp {fit.noise_ratio:g}", fit.log_ml, float(psnr(mean, x)[0]),
               float(psnr(mean[~mask], x[~mask])[0]))
     return results
 

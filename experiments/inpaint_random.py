@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._cli import experiment_cli
-from experiments._common import SHARED_DATA, TaskExperiment, markdown_table, presets, run, task_scores, write_report
+from experiments._common import TaskExperiment, shared_data, markdown_table, presets, run, task_scores, write_report
 from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
@@ -58,7 +58,7 @@ class Config(TaskExperiment):
 
 def default_images(preset: str) -> tuple[str, ...]:
     folders = ("standard256",) if preset == "quick" else (PAPER_FOLDER, "standard256")
-    return tuple(str(SHARED_DATA / f) for f in folders)
+    return tuple(str(shared_data(f)) for f in folders)
 
 
 PRESETS = presets(

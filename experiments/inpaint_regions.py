@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._cli import experiment_cli
-from experiments._common import SHARED_DATA, TaskExperiment, markdown_table, presets, run, task_scores, write_report
+from experiments._common import TaskExperiment, shared_data, markdown_table, presets, run, task_scores, write_report
 from spectral_lab.config import LossConfig
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.sweep import Job
@@ -65,7 +65,7 @@ class Config(TaskExperiment):
 
 
 def default_images() -> tuple[str, ...]:
-    return tuple(str(SHARED_DATA / "dip" / "inpainting" / f"{n}.png") for n in ("kate", "vase", "library"))
+    return tuple(str(shared_data("dip", "inpainting", f"{n}.png")) for n in ("kate", "vase", "library"))
 
 
 PRESETS = presets(

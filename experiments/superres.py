@@ -28,7 +28,7 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._cli import experiment_cli
-from experiments._common import SHARED_DATA, TaskExperiment, markdown_table, presets, run, task_scores, write_report
+from experiments._common import TaskExperiment, shared_data, markdown_table, presets, run, task_scores, write_report
 from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
 
@@ -50,7 +50,7 @@ class Config(TaskExperiment):
 
 
 def default_images() -> tuple[str, ...]:
-    return (str(SHARED_DATA / "dip" / "sr" / "zebra_GT.png"), str(SHARED_DATA / "standard256"))
+    return (str(shared_data("dip", "sr", "zebra_GT.png")), str(shared_data("standard256")))
 
 
 PRESETS = presets(

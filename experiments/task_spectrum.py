@@ -33,7 +33,7 @@ if __package__ in (None, ""):  # run as a script: make `experiments._common` imp
 import numpy as np
 
 from experiments._cli import experiment_cli
-from experiments._common import SHARED_DATA, TaskExperiment, fmt_or_dash, markdown_table, presets, run, write_report
+from experiments._common import TaskExperiment, shared_data, fmt_or_dash, markdown_table, presets, run, write_report
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.sweep import Job
 from spectral_lab.trajectory import open_trajectory
@@ -55,7 +55,7 @@ class Config(TaskExperiment):
     name: str = NAME
 
     def image_path(self) -> Path:
-        path = Path(self.image or SHARED_DATA / "standard256" / "boat.png").expanduser().resolve()
+        path = Path(self.image or shared_data("standard256", "boat.png")).expanduser().resolve()
         if not path.is_file():
             raise SpectralLabError(f"image {path}: no such file")
         return path

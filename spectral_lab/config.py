@@ -33,8 +33,8 @@ TASKS: dict[str, TaskSpec] = {
                       loss="blend"),
 }
 SIGNAL_KINDS = ("sines", "image", "triangle")
-# optimisers that sample a posterior: a burn-in is resolved for them (35 %: 000_…, 7K of 20K)
-SAMPLERS = ("sgld", "sgld_adam")
+# the burn-in resolved for an optimiser that samples a posterior (its entry declares sampler=True):
+# 35 % of the iterations (000_…, 7K of 20K)
 SAMPLER_BURN_IN = 0.35
 VARY = ("both", "weights", "input")
 
@@ -239,6 +239,12 @@ def _int(x, name, lo, hi=None):
         raise ConfigError(f"{name} must be in [{lo}, {hi if hi is not None else '∞'}], got {x}")
 
 
+def _is_sampler(optimizer: str) -> bool:
+    from .optim import is_sampler  # torch: only where a configuration is resolved to be run
+
+    return is_sampler(optimizer)
+
+
 def resolve(cfg: RunConfig) -> RunConfig:
     """``cfg`` with what it leaves to the task filled in: the operator and the noise kind."""
     if not isinstance(cfg.task, str) or cfg.task not in TASKS:
@@ -249,7 +255,7 @@ def resolve(cfg: RunConfig) -> RunConfig:
         out = out.replace(operator=dataclasses.replace(cfg.operator, name=spec.operator))
     if cfg.loss.name is None:
         out = out.replace(loss=dataclasses.replace(cfg.loss, name=spec.loss))
-    if cfg.record.burn_in is None and cfg.fit.optimizer in SAMPLERS and isinstance(cfg.fit.iterations, int):
+    if cfg.record.burn_in is None and isinstance(cfg.fit.iterations, int) and _is_sampler(cfg.fit.optimizer):
         burn_in = int(round(SAMPLER_BURN_IN * cfg.fit.iterations))
         out = out.replace(record=dataclasses.replace(cfg.record, burn_in=burn_in))
     if cfg.degrade.noise is None:  # a given degraded image gets no synthetic noise

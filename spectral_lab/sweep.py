@@ -331,7 +331,7 @@ def estimate_jobs(jobs: Sequence[Job], *, staging: str | Path | None = None) -> 
         where = locate(job, staging)
         act, state = where.action, where.state
         # the cost depends on the signal's shape, not on its pixels: one probe per shape
-        shape = tuple(int(n) for n in make_problem(c).shape)
+        shape = tuple(int(n) for n in make_problem(c).shape)  # the output's: a blend has no clean image
         shapes.append(shape)
         if act in ("reuse", "publish"):
             per_it.append(0.0)

@@ -26,6 +26,9 @@ class FakeTrajectory:
         ``{"name", "options"}`` of the forward operator; the identity when omitted.
     known : array ``(1, *spatial)``, optional
         The inpainting mask (1 = known); None when every sample is observed.
+    operator_arrays : dict, optional
+        ``operator_arrays()``: the operator's arrays (a blend's foreground, background, mask);
+        ``{}`` when omitted.
 
     Reads are observable: ``blocks_read`` lists the size of every block ``iter_frames``
     handed out and ``frames_read`` is the largest slice taken from ``frames(r)``, so tests
@@ -33,7 +36,7 @@ class FakeTrajectory:
     """
 
     def __init__(self, runs, target=None, *, observed=None, kind=None, config=None, seeds=None, operator=None,
-                 known=None):
+                 known=None, operator_arrays=None):
         self.arrays = [np.asarray(r, dtype=np.float32) for r in runs]
         shape = self.arrays[0].shape[1:]
         self.target = np.zeros(shape, np.float32) if target is None else np.asarray(target, np.float32)
@@ -44,6 +47,7 @@ class FakeTrajectory:
         self.n_runs = len(self.arrays)
         self.operator = operator or {"name": "identity", "options": {}}
         self.known = None if known is None else np.asarray(known, dtype=np.float64)
+        self._operator_arrays = dict(operator_arrays or {})
         self._seeds = seeds
         self.blocks_read: list[int] = []
         self.frames_read = 0
@@ -52,6 +56,9 @@ class FakeTrajectory:
         if self._seeds is not None:
             return self._seeds[r]
         return {"seed": r, "weight_seed": 100 + r, "input_seed": 200 + r}
+
+    def operator_arrays(self):
+        return dict(self._operator_arrays)
 
     def n_frames(self, r):
         return len(self.arrays[r])

@@ -135,6 +135,47 @@ def test_sgld_resolves_a_burn_in_when_none_is_given(tiny_config):
     assert cfg.record.burn_in == 70
 
 
+def test_a_sampler_is_what_its_registry_entry_declares(tiny_config):
+    from spectral_lab.optim import OPTIMIZERS
+
+    def toy(params, *, lr, generators):
+        return torch.optim.SGD(params, lr=lr)
+
+    OPTIMIZERS.add("toy_sampler", toy, help="a toy posterior sampler", sampler=True)
+    try:
+        cfg = validate(_with(tiny_config, fit={"optimizer": "toy_sampler", "iterations": 100}))
+        assert cfg.record.burn_in == 35
+    finally:
+        OPTIMIZERS.remove("toy_sampler")
+    assert validate(_with(tiny_config, fit={"optimizer": "adam", "iterations": 100})).record.burn_in is None
+
+
+def test_record_takes_the_optimisers_own_learning_rate_unless_lr_is_given(capsys):
+    from spectral_lab.cli import make_parser
+    from spectral_lab.cli.record import build_config
+
+    def lr(*flags):
+        return build_config(make_parser().parse_args(["record", "--signal", "triangle", *flags])).fit.lr
+
+    assert lr("--optimizer", "sgld") == 10.0  # its entry's default_lr: the presets' rates are Adam's
+    assert lr("--optimizer", "sgld", "--lr", "0.5") == 0.5
+    assert lr("--optimizer", "sgld_adam") == lr()  # Adam's scale: the preset's rate
+
+
+def test_uncertainty_refuses_a_1d_file_and_an_image_without_a_posterior(tmp_path, capsys, tiny_config):
+    oned = tmp_path / "oned.h5"
+    runner.record(tiny_config, oned, progress=False)
+    code, _, err = run_cli(capsys, "analyze", "uncertainty", oned)
+    assert code != 0 and "image trajectory" in err and "Traceback" not in err
+    image = tmp_path / "image.h5"
+    code, _, err = run_cli(capsys, "record", "--signal", "triangle", "--size", "16", "--model", "dip", "--levels",
+                           "2", "--model-opt", "down=8", "--model-opt", "up=8", "--model-opt", "in_channels=4",
+                           "--iterations", "3", "--runs", "1", "--quiet", "--out", image)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "analyze", "uncertainty", image)
+    assert code != 0 and "no posterior" in err and "Traceback" not in err
+
+
 def test_record_sgld_on_the_cli_and_score_its_posterior_mean(tmp_path, capsys):
     out = tmp_path / "cli.h5"
     code, _, err = run_cli(capsys, "record", "--signal", "triangle", "--size", "16", "--model", "dip", "--levels",
@@ -146,6 +187,21 @@ def test_record_sgld_on_the_cli_and_score_its_posterior_mean(tmp_path, capsys):
     assert code == 0, err
     run0 = json.loads(text)["runs"][0]
     assert run0["posterior_psnr"] is not None and run0["iterations"] == [0, 3, 6, 9, 10]
+
+    # the posterior's uncertainty on the CLI: the numbers of analyze.uncertainty, a map, and refusals
+    from spectral_lab.analyze.uncertainty import uncertainty_file
+
+    code, text, err = run_cli(capsys, "analyze", "uncertainty", out, "--json")
+    assert code == 0, err
+    got, want = json.loads(text), uncertainty_file(out)
+    assert got["samples"] == want["samples"] == 7 and got["std_all"] == pytest.approx(want["std_all"])
+    assert got["std_hole"] is None  # denoising: no holes
+    code, text, err = run_cli(capsys, "analyze", "uncertainty", out)
+    assert code == 0 and "posterior of run 0 (7 samples)" in text
+    code, text, err = run_cli(capsys, "plot", "uncertainty", out, "-o", tmp_path / "u.png")
+    assert code == 0 and (tmp_path / "u.png").stat().st_size > 0
+    code, _, err = run_cli(capsys, "analyze", "uncertainty", out, "--run", "3")
+    assert code != 0 and "--run 3" in err and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- the frame stride

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from spectral_lab.blend import objective as obj
 from spectral_lab.blend.baselines import (
@@ -499,3 +500,11 @@ def test_streamed_metrics_reject_a_block_that_is_one_frame(arrays, region):
     fg, bg, _ = arrays
     with pytest.raises(AnalysisError, match=r"\(t, C, H, W\)"):
         blend_metrics_frames([fg], fg, bg, region)
+
+
+@pytest.mark.parametrize("size", [1, 5, 15])
+def test_the_matrix_filters_equal_padding_and_convolving(size):
+    x = torch.rand(2, 3, 11, 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    padded = F.pad(x.reshape(-1, 1, 11, 9), (size // 2,) * 4, mode="replicate")
+    expected = F.avg_pool2d(padded, size, stride=1).reshape(x.shape)
+    torch.testing.assert_close(obj.box_filter(x, size), expected)

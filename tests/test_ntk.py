@@ -12,7 +12,8 @@ from spectral_lab.errors import AnalysisError
 from spectral_lab.kernels.fourier import band_directions, band_modes, fourier_alignment, fourier_modes_1d
 from spectral_lab.kernels.ntk import (band_energies, frequency_energies, full_kernel, kernel_energy,
                                       top_eigenpairs)
-from spectral_lab.kernels.predict import complex_amplitudes, predict_convergence, predict_from_net, stable_lr
+from spectral_lab.kernels.predict import (complex_amplitudes, predict_band_fit, predict_convergence, predict_from_net,
+                                          predict_full_kernel, stable_lr)
 from spectral_lab.models import build_model
 
 torch.set_num_threads(1)
@@ -209,3 +210,77 @@ def test_prediction_for_a_net_starts_from_its_output_and_ends_at_the_target():
         start = amplitudes(net(z)[0, 0].numpy(), [3, 5])[0]
     np.testing.assert_allclose(pred.curves.amplitudes[0], start, rtol=1e-10)
     np.testing.assert_allclose(pred.curves.amplitudes[-1], [1.0, 0.0], atol=1e-6)
+
+
+def _gradient_descent(b, y, lr, steps, theta0):
+    """Frames f_t = B θ_t of plain GD on mean((Bθ - y)²): the linear model whose kernel is B Bᵀ."""
+    n = b.shape[0]
+    theta, frames = theta0.copy(), []
+    for _ in range(steps + 1):
+        f = b @ theta
+        frames.append(f)
+        theta = theta - lr * b.T @ (2.0 / n * (f - y))
+    return np.array(frames)
+
+
+def test_full_kernel_prediction_is_gradient_descent_on_a_linear_model_with_any_kernel():
+    # a kernel that is not diagonal in the Fourier basis: the full prediction is still exact
+    n, freqs = 21, [2, 5]
+    rng = np.random.default_rng(3)
+    b = rng.standard_normal((n, 9)) * 0.7
+    y = np.sin(2 * np.pi * 2 * np.arange(n) / n) + 0.5 * np.cos(2 * np.pi * 5 * np.arange(n) / n + 1.0)
+    theta0 = rng.standard_normal(9) * 0.1
+    frames = _gradient_descent(b, y, 0.4, 60, theta0)
+    pred = predict_full_kernel(b @ b.T, y, lr=0.4, iterations_max=60, initial=frames[0], freqs=freqs)
+    measured = (amplitudes(frames, freqs) - np.abs(complex_amplitudes(y, freqs))) ** 2
+    np.testing.assert_allclose(pred.curves.se, measured, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(pred.weights.sum(axis=1), 1.0)
+
+
+def test_full_kernel_prediction_equals_the_fourier_one_for_a_fourier_diagonal_kernel():
+    n, freqs = 24, [2, 7]
+    modes = fourier_modes_1d(n, freqs).reshape(-1, n)
+    lam = np.array([30.0, 20.0, 6.0, 9.0])
+    y = 1.3 * np.sin(2 * np.pi * 2 * np.arange(n) / n + 0.4) + 0.7 * np.cos(2 * np.pi * 7 * np.arange(n) / n)
+    f0 = np.random.default_rng(0).standard_normal(n) * 0.1
+    full = predict_full_kernel((modes.T * lam) @ modes, y, lr=0.3, iterations_max=40, initial=f0, freqs=freqs)
+    fourier = predict_convergence(lam.reshape(2, 2), complex_amplitudes(y, freqs), lr=0.3, n_samples=n,
+                                  iterations_max=40, initial_amplitudes=complex_amplitudes(f0, freqs))
+    np.testing.assert_allclose(full.curves.se, fourier.curves.se, atol=1e-12)
+    assert full.curves.converged_at == fourier.curves.converged_at
+
+
+def test_full_kernel_prediction_never_converges_a_frequency_an_unstable_mode_reaches():
+    n = 16
+    modes = fourier_modes_1d(n, [3]).reshape(-1, n)
+    theta = (modes.T * np.array([10.0, 10.0])) @ modes
+    y = np.sin(2 * np.pi * 3 * np.arange(n) / n)
+    pred = predict_full_kernel(theta, y, lr=stable_lr(10.0, n) * 1.01, iterations_max=50, freqs=[3])
+    assert pred.curves.converged_at == [None]
+
+
+def test_band_fit_prediction_is_gradient_descent_on_a_model_with_a_kernel_constant_on_each_band():
+    from spectral_lab.analyze.spectrum import band_fit_times, radial_bands, spectrum_error
+
+    shape, n_bands = (1, 7, 8), 4
+    band_index, _ = radial_bands(shape[1:], n_bands)
+    lam = np.array([40.0, 25.0, 9.0, 3.0])
+    # K = Σ_b sqrt(λ_b) P_b (P_b: the band's Fourier projection), so Θ = K Kᵀ = Σ_b λ_b P_b
+    basis = np.concatenate([band_modes(shape[1:], b, n_bands).reshape(-1, 56) for b in range(n_bands)])
+    scale = np.concatenate([np.full((band_index == b).sum(), np.sqrt(lam[b])) for b in range(n_bands)])
+    k = basis.T @ (scale[:, None] * basis)
+    rng = np.random.default_rng(5)
+    clean = rng.random(shape)
+    y = clean + 0.1 * rng.standard_normal(shape)
+    frames = _gradient_descent(k, y.reshape(-1), 0.5, 80, 0.05 * rng.standard_normal(56))
+    measured = spectrum_error(frames.reshape(-1, *shape), clean, n_bands)
+    pred = predict_band_fit(lam, y, clean, lr=0.5, iterations_max=80, threshold=0.2, initial=frames[0].reshape(shape),
+                            n_bands=n_bands)
+    np.testing.assert_allclose(pred.errors, measured, rtol=1e-8, atol=1e-10)
+    assert pred.time_to_fit == band_fit_times(measured, 0.2)
+
+
+def test_band_fit_prediction_refuses_energies_of_other_bands():
+    img = np.ones((1, 8, 8))
+    with pytest.raises(AnalysisError, match="one per band"):
+        predict_band_fit([1.0, 2.0], img, img, lr=0.1, iterations_max=5, n_bands=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import h5py
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from _fakes import FakeTrajectory, run_cli
 from PIL import Image
 
-from spectral_lab.analyze.baselines import mean_fill, upsample
+from spectral_lab.analyze.baselines import bm3d_denoise, mean_fill, upsample
 from spectral_lab.analyze.psnr import average_pool, psnr, psnr_file
 from spectral_lab.analyze.task_spectrum import missing_band_error, task_spectrum_file
 from spectral_lab.errors import AnalysisError, ConfigError
@@ -359,3 +360,20 @@ def test_the_task_spectrum_reports_the_observations_nyquist_for_superresolution(
     clean = np.random.default_rng(5).uniform(size=(1, 16, 16))
     traj = FakeTrajectory([clean[None]], clean, operator={"name": "downsample", "options": {"factor": 4}})
     assert task_spectrum_file(traj).observed_nyquist == pytest.approx(0.125)
+
+
+def test_bm3d_without_its_optional_package_is_one_analysis_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bm3d", None)  # import bm3d raises ImportError
+    with pytest.raises(AnalysisError, match="pip install bm3d"):
+        bm3d_denoise(np.zeros((3, 8, 8)), 0.1)
+
+
+def test_bm3d_removes_most_of_white_noise_from_a_smooth_image():
+    pytest.importorskip("bm3d")
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    clean = np.stack([0.2 + 0.6 * xx, 0.3 + 0.4 * yy, 0.5 + 0.2 * xx * yy])
+    noisy = clean + 0.1 * np.random.default_rng(0).standard_normal(clean.shape)
+    out = bm3d_denoise(noisy, 0.1)
+    assert out.shape == clean.shape and psnr(out, clean)[0] > psnr(noisy, clean)[0] + 6
+    with pytest.raises(AnalysisError, match="BM3D takes"):
+        bm3d_denoise(np.zeros((2, 8, 8)), 0.1)

@@ -298,8 +298,8 @@ def convergence_table(
         "per_freq": [
             {
                 "freq": float(k),
-                "converged_at": _iteration_summary([r.converged_at[j] for r in items]),
-                "first_crossing": _iteration_summary([r.first_crossing[j] for r in items]),
+                "converged_at": iteration_summary([r.converged_at[j] for r in items]),
+                "first_crossing": iteration_summary([r.first_crossing[j] for r in items]),
             }
             for j, k in enumerate(freqs)
         ],
@@ -313,8 +313,8 @@ def convergence_table(
         return {
             "k1": float(k1),
             "k2": float(k2),
-            "converged_at": _ratio_summary([(r.converged_at[j1], r.converged_at[j2]) for r in items], confidence),
-            "first_crossing": _ratio_summary([(r.first_crossing[j1], r.first_crossing[j2]) for r in items],
+            "converged_at": ratio_summary([(r.converged_at[j1], r.converged_at[j2]) for r in items], confidence),
+            "first_crossing": ratio_summary([(r.first_crossing[j1], r.first_crossing[j2]) for r in items],
                                              confidence),
         }
 
@@ -387,7 +387,9 @@ def _freq_index(freqs: np.ndarray, k: float) -> int:
     return int(matches[0])
 
 
-def _iteration_summary(per_run: list[int | None]) -> dict:
+def iteration_summary(per_run: list[int | None]) -> dict:
+    """``{"per_run", "n_converged", "mean", "std"}`` of convergence iterations (None = never):
+    mean and sample std over the converged ones (`convergence_table`'s per-frequency entry)."""
     done = np.array([t for t in per_run if t is not None], dtype=np.float64)
     return {
         "per_run": per_run,
@@ -397,7 +399,9 @@ def _iteration_summary(per_run: list[int | None]) -> dict:
     }
 
 
-def _ratio_summary(pairs: list[tuple[int | None, int | None]], confidence: float) -> dict:
+def ratio_summary(pairs: list[tuple[int | None, int | None]], confidence: float = 0.95) -> dict:
+    """The ratio t2/t1 of ``(t1, t2)`` pairs (one per run) with a Student-t interval on its mean
+    (`convergence_table`'s ratio entry): a pair enters only if both converged and t1 > 0."""
     # t(k1) = 0 (already within delta before training) gives no ratio.
     per_run = [t2 / t1 if t1 is not None and t1 > 0 and t2 is not None else None for t1, t2 in pairs]
     values = np.array([r for r in per_run if r is not None], dtype=np.float64)

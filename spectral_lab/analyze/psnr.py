@@ -28,6 +28,7 @@ from spectral_lab.analyze._io import Result, frame_iterations, json_float, map_b
 from spectral_lab.errors import AnalysisError
 
 __all__ = ["psnr", "psnr_file", "default_data_range", "PsnrResult", "RunPsnr", "REGIONS", "region_weights",
+           "ema_curve", "running_mean_curve",
            "average_pool", "ssim"]
 
 REGIONS = ("all", "hole", "known")
@@ -197,6 +198,32 @@ def ema_curve(traj: Any, r: int, ema: float, score, chunk: int | None = None) ->
     if not out:
         raise AnalysisError(f"run {r} has no recorded frames")
     return np.concatenate(out)
+
+
+def running_mean_curve(traj: Any, r: int, start: int, score, chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``score`` of the running mean of run r's stored frames from iteration ``start`` on: entry j
+    is the mean of the stored frames of iterations ``start .. its[j]`` (000_... Fig. 2's "SGLD avg
+    w.r.t. iterations"). With a frame stride it averages the stored frames only, whereas the
+    file's posterior mean (`Trajectory.posterior`) averages every iteration.
+
+    Returns ``(iterations (T',), scores (T',))`` of the frames at or after ``start``."""
+    from spectral_lab.analyze._io import run_blocks
+
+    its = np.asarray(frame_iterations(traj, r), dtype=np.int64)
+    total, count, out = None, 0, []
+    for first, block in run_blocks(traj, r, chunk):
+        keep = its[first:first + len(block)] >= start
+        if not keep.any():
+            continue
+        means = np.empty((int(keep.sum()), *block.shape[1:]), dtype=np.float64)
+        for j, x in enumerate(block[keep]):
+            total = np.asarray(x, dtype=np.float64) if total is None else total + x
+            count += 1
+            means[j] = total / count
+        out.append(score(means))
+    if not out:
+        raise AnalysisError(f"run {r} has no stored frame at or after iteration {start}")
+    return its[its >= start], np.concatenate(out)
 
 
 def region_weights(traj: Any, region: str) -> np.ndarray | None:

@@ -15,6 +15,11 @@ the result reports, so the bands above it are the missing ones; for denoising th
 plain relative error spectrum). A band's *fill time* is the first iteration from which
 E_b ≤ ``threshold`` (`spectrum.band_fit_times`).
 
+A blend (003_…, A3) has no clean image: x* is then each run's own last frame x_T (so E_b(T)
+= 0 and the fill time is when band b *settles* to its final content), and w one of the
+objective's regions (`spectral_lab.analyze.blend.region_weights`): the transition band
+w = 4α(1 − α) (the default), the foreground α, the background 1 − α, or all.
+
 Caveat, measured in the tests: restricting to a region multiplies by w, which spreads each
 frequency of e over the spectrum of w. For a contiguous region (a text mask, a block) that
 blurs the bands by about 1 / (region width); for a random pixel mask (Bernoulli, p = ½) half
@@ -32,10 +37,15 @@ import numpy as np
 
 from spectral_lab.analyze._io import (Result, at_iterations, frame_iterations, json_numbers, map_blocks, open_reader,
                                      operator_name)
+from spectral_lab.analyze.blend import REGIONS as BLEND_REGIONS
+from spectral_lab.analyze.blend import region_weights
 from spectral_lab.analyze.spectrum import band_fit_times, band_power, radial_bands
 from spectral_lab.errors import AnalysisError
 
-__all__ = ["TaskSpectrumResult", "task_spectrum_file", "missing_band_error"]
+__all__ = ["REGIONS", "TaskSpectrumResult", "task_spectrum_file", "missing_band_error"]
+
+#: The regions `task_spectrum_file` takes.
+REGIONS = ("auto", "hole", *BLEND_REGIONS, "all")
 
 
 def missing_band_error(frames: np.ndarray, clean: np.ndarray, weights: np.ndarray | None = None,
@@ -54,7 +64,8 @@ def missing_band_error(frames: np.ndarray, clean: np.ndarray, weights: np.ndarra
 class TaskSpectrumResult(Result):
     """`task_spectrum_file`: the region, band edges (cycles/pixel), per run E_b(t) ``(T, B)``
     and each band's fill time; ``observed_nyquist``: the highest frequency the observation
-    holds (super-resolution: 1 / (2·factor); None when it holds all)."""
+    holds (super-resolution: 1 / (2·factor); None when it holds all); ``reference``: what x*
+    is, ``target`` (the clean image) or ``final`` (each run's last frame: a blend)."""
 
     operator: str
     region: str
@@ -63,9 +74,11 @@ class TaskSpectrumResult(Result):
     errors: tuple[np.ndarray, ...]
     fill_times: tuple[list[int | None], ...]
     observed_nyquist: float | None
+    reference: str = "target"
 
     def to_json(self) -> dict:
-        return {"operator": self.operator, "region": self.region, "threshold": self.threshold,
+        return {"operator": self.operator, "region": self.region, "reference": self.reference,
+                "threshold": self.threshold,
                 "band_edges": self.band_edges.tolist(), "observed_nyquist": self.observed_nyquist,
                 "error": [json_numbers(e) for e in self.errors], "fill_time": [list(t) for t in self.fill_times]}
 
@@ -74,28 +87,48 @@ def task_spectrum_file(traj_or_path: Any, *, region: str = "auto", n_bands: int 
                        threshold: float = 0.1, chunk: int | None = None) -> TaskSpectrumResult:
     """E_b(t) and fill times of every run of an image trajectory, streamed.
 
-    ``region``: ``auto`` (the hole for inpainting files, else all), ``hole`` or ``all``.
+    ``region``: ``auto`` (the hole for inpainting files, the transition band for blends, else
+    all), ``hole`` (inpainting), ``transition``, ``foreground``, ``background`` (blends) or
+    ``all``. For a blend x* is each run's last frame (the module docstring).
     """
-    if region not in ("auto", "hole", "all"):
-        raise AnalysisError(f"region must be auto, hole or all, got {region!r}")
+    if region not in REGIONS:
+        raise AnalysisError(f"region must be one of {', '.join(REGIONS)}, got {region!r}")
     with open_reader(traj_or_path) as traj:
         if traj.kind != "image":
             raise AnalysisError("the task's spectral view needs image trajectories; this file holds a 1D signal")
         op = operator_name(traj)
-        known = getattr(traj, "known", None)
+        # the reader's `known` is the operator's mask array, which a blend has too (its foreground)
+        known = getattr(traj, "known", None) if op != "blend" else None
         if region == "auto":
-            region = "hole" if known is not None else "all"
+            region = "hole" if known is not None else "transition" if op == "blend" else "all"
         if region == "hole" and known is None:
             raise AnalysisError(f"region hole needs an inpainting file (a mask operator); this file's operator is {op}")
-        weights = None if region == "all" else 1.0 - known
-        clean = np.asarray(traj.target, dtype=np.float64)
-        _, edges = radial_bands(clean.shape[-2:], n_bands)
-        errors = tuple(map_blocks(traj, r, lambda b: missing_band_error(b, clean, weights, n_bands), chunk)
-                       for r in range(traj.n_runs))
+        if region in BLEND_REGIONS and op != "blend":
+            raise AnalysisError(f"region {region} needs a blend file (record --task blend); this file's operator "
+                                f"is {op}")
+        if region == "all":
+            weights = None
+        elif region == "hole":
+            weights = 1.0 - known
+        else:
+            weights = region_weights(traj, region)
+        reference = "final" if op == "blend" else "target"
+
+        def errors_of(r: int) -> np.ndarray:
+            if reference == "target":
+                clean = np.asarray(traj.target, dtype=np.float64)
+            else:
+                if traj.n_frames(r) == 0:
+                    raise AnalysisError(f"run {r} has no recorded frames")
+                clean = np.asarray(traj.frames(r)[traj.n_frames(r) - 1], dtype=np.float64)
+            return map_blocks(traj, r, lambda b: missing_band_error(b, clean, weights, n_bands), chunk)
+
+        _, edges = radial_bands(tuple(traj.signal_shape[-2:]), n_bands)
+        errors = tuple(errors_of(r) for r in range(traj.n_runs))
         its = [frame_iterations(traj, r) for r in range(traj.n_runs)]
         nyquist = None
         if op == "downsample":
             nyquist = 0.5 / int(traj.operator["options"]["factor"])
     return TaskSpectrumResult(op, region, float(threshold), edges, errors,
                               tuple(at_iterations(i, band_fit_times(e, threshold)) for e, i in zip(errors, its)),
-                              nyquist)
+                              nyquist, reference)

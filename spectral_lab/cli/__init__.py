@@ -77,6 +77,7 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
                                 "or Slurm"),
     "catalogue": (_module("catalogue"), "one table of every trajectory file under a folder (CSV or Parquet)"),
     "report": (_module("report"), "a static HTML page of an output folder's figures, tables and catalogue"),
+    "kernel": (_module("kernel"), "the network's kernels before training: tangent kernel (ntk), GP covariance (gp)"),
 }
 
 

@@ -90,7 +90,8 @@ def add_config_arguments(r) -> None:
     g.add_argument("--vary", choices=VARY,
                    help="what differs between runs: weights and input (default), weights only, input only")
     g.add_argument("--iterations", type=int)
-    g.add_argument("--lr", type=float)
+    g.add_argument("--lr", type=float, help="learning rate (default: the preset's, tuned for Adam; an optimiser "
+                   "may declare its own, e.g. sgld: 10)")
     g.add_argument("--optimizer", choices=OPTIMIZERS.names(), metavar="OPTIMIZER",
                    help=registry_help(OPTIMIZERS, "optimiser"))
     g.add_argument("--optimizer-opt", type=key_value, action="append", metavar="KEY=VALUE",
@@ -231,6 +232,12 @@ def build_config(a: argparse.Namespace):
     overrides["signal"].setdefault("kind", kind)
     if a.freqs is not None and a.amps is None:  # one amplitude per frequency, 1 each
         overrides["signal"]["amps"] = tuple(1.0 for _ in a.freqs)
+    if a.lr is None and a.optimizer is not None:  # the presets' rates are Adam's
+        from ..optim import OPTIMIZERS
+
+        default_lr = OPTIMIZERS[a.optimizer].get("default_lr") if a.optimizer in OPTIMIZERS else None
+        if default_lr is not None:
+            overrides["fit"]["lr"] = default_lr
     cfg = resolve(apply_overrides(apply_overrides(RunConfig(), base), overrides))
     for flag, tasks in TASK_FLAGS.items():
         if getattr(a, flag) is not None and cfg.task not in tasks:

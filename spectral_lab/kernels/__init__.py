@@ -9,7 +9,11 @@
 - ``fourier``: unit Fourier directions (1D modes, 2D radial bands) and how well a vector
   aligns with one frequency or band;
 - ``predict``: what gradient descent on the linearised network does to each frequency's
-  amplitude, SE(k) per iteration and the convergence iteration, and the stable step.
+  amplitude, SE(k) per iteration and the convergence iteration (Fourier-diagonal or the
+  full kernel), each radial band's time to fit, and the stable step;
+- ``configured``: the kernels of a configuration's runs (at initialisation, or at a stored
+  parameter snapshot of a recording), seed-averaged, and the prediction for them: what
+  ``spectral-lab kernel ntk`` prints and experiments/ntk_prediction.py measures against.
 
 Import the submodules directly (``from spectral_lab.kernels.ntk import kernel_energy``);
 this package imports nothing so that ``import spectral_lab`` stays light.

@@ -56,6 +56,7 @@ from spectral_lab.errors import AnalysisError, ConfigError
 
 __all__ = [
     "NONLINEARITIES",
+    "GPInpainting",
     "GPPosterior",
     "average_pool_covariance",
     "box_filter_covariance",
@@ -69,6 +70,7 @@ __all__ = [
     "expected_power_spectrum",
     "gaussian_input_covariance",
     "gp_amplitude_mle",
+    "gp_inpaint",
     "gp_log_marginal_likelihood",
     "gp_log_marginal_likelihood_stationary",
     "gp_posterior",
@@ -720,6 +722,55 @@ def gp_amplitude_mle(kernel_matrix: np.ndarray, y: np.ndarray, observed_mask: np
     amplitude = float(w @ w / o.size)
     ll = -0.5 * o.size * (math.log(amplitude) + 1 + math.log(2 * math.pi)) - np.log(np.diagonal(chol)).sum()
     return amplitude, float(ll)
+
+
+@dataclass(frozen=True)
+class GPInpainting:
+    """`gp_inpaint`'s result: the posterior (mean with the observed mean added back), the
+    maximum-likelihood amplitude a, the noise ratio chosen (noise variance a * noise_ratio)
+    and the log marginal likelihood there."""
+
+    posterior: GPPosterior
+    amplitude: float
+    noise_ratio: float
+    log_ml: float
+
+
+def gp_inpaint(kernel_shape: np.ndarray, y: np.ndarray, observed_mask: np.ndarray,
+               noise_ratios: Sequence[float] = (1e-4, 1e-3, 1e-2)) -> GPInpainting:
+    """Fill the unobserved positions of ``y`` with a GP whose prior is a * C, C = ``kernel_shape``.
+
+    The observed values are centred on their mean (the prior's mean is zero), the amplitude a
+    is the maximum-likelihood one for each noise ratio (``gp_amplitude_mle``) and the ratio
+    with the highest marginal likelihood is kept: every choice is made from the observed
+    values alone. The posterior (``gp_posterior``) gets the mean back.
+
+    Parameters
+    ----------
+    kernel_shape : array (P, P)
+        The prior's covariance up to its amplitude (e.g. a normalised covariance matrix).
+    y : array (N,) or (H, W) with P entries
+        Values at the observed positions (others ignored).
+    observed_mask : bool array of y's shape
+    noise_ratios : sequence of float > 0
+        Candidate noise variances over amplitude (a nugget for noise-free data).
+
+    Returns
+    -------
+    GPInpainting
+    """
+    y = np.asarray(y, dtype=np.float64)
+    mask = _check_mask(observed_mask, y.shape)
+    if not mask.any():
+        raise AnalysisError("observed_mask observes no position")
+    if len(noise_ratios) == 0:
+        raise ConfigError("noise_ratios is empty: give at least one noise ratio")
+    mu = float(y[mask].mean())
+    centred = np.where(mask, y - mu, 0.0)
+    fits = [(gp_amplitude_mle(kernel_shape, centred, mask, r), float(r)) for r in noise_ratios]
+    (amplitude, ll), ratio = max(fits, key=lambda fit: fit[0][1])
+    post = gp_posterior(amplitude * np.asarray(kernel_shape, dtype=np.float64), centred, mask, amplitude * ratio)
+    return GPInpainting(GPPosterior(post.mean + mu, post.var), amplitude, ratio, ll)
 
 
 def gp_posterior_stationary(cov: np.ndarray, y: np.ndarray, observed_mask: np.ndarray | None = None,

@@ -91,16 +91,19 @@ def task_spectrum_figure(result, *, run: int = 0, title: str) -> Figure:
     """Heat map of one run's missing-content band error E_b(t) and every run's fill times,
     with the observation's Nyquist frequency marked (super-resolution)."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), gridspec_kw={"width_ratios": [1.6, 1]})
-    where = "in the hole" if result.region == "hole" else "over the image"
+    where = {"hole": "in the hole", "all": "over the image"}.get(result.region, f"in the {result.region} region")
+    final = getattr(result, "reference", "target") == "final"  # a blend: against each run's last frame
+    what = "change still to come" if final else "error of the missing content"
     im = spectrum_heatmap(axes[0], result.errors[run], result.band_edges, vmax=2.0,
-                          title=f"run {run}: error of the missing content {where}, per band (E_b)")
-    fig.colorbar(im, ax=axes[0], label="P_b(error) / P_b(clean)")
+                          title=f"run {run}: {what} {where}, per band (E_b)")
+    fig.colorbar(im, ax=axes[0], label="P_b((x_t − x_T) w) / P_b(x_T w)" if final else "P_b(error) / P_b(clean)")
     nyquist = result.observed_nyquist
     if nyquist is not None:
         axes[0].axhline(nyquist, color="w", linestyle="--", linewidth=1)
     _band_times(axes[1], result.band_edges, result.fill_times,
-                ylabel=f"fill time (E_b ≤ {result.threshold:g} from then on), iterations",
-                title="when each band of the missing content is restored (missing = never)",
+                ylabel=f"{'settle' if final else 'fill'} time (E_b ≤ {result.threshold:g} from then on), iterations",
+                title=("when each band settles to the run's last frame" if final else
+                       "when each band of the missing content is restored (missing = never)"),
                 marks=() if nyquist is None else [(nyquist, f"observation's Nyquist {nyquist:g}")])
     fig.suptitle(_wrap(title), fontsize=10)
     fig.tight_layout()

@@ -22,7 +22,8 @@ def analyze_blend(a) -> int:
         dump({"file": str(a.file), **res.to_json()})
         return 0
     print(f"{a.file}: blending metrics (003, appendix A4) of run {res.run} at iteration {res.iteration} "
-          f"({res.frame}) next to the baselines; GFF, GFP, SSIM in the transition band, higher is better")
+          f"({res.frame}) next to the baselines; GFF, BSI, SSIM in the transition band, GFP over the image; "
+          f"higher is better")
     print(f"{'method':<10} {'GFF':>8} {'GFP':>8} {'BSI':>9} {'SSIM':>7}")
     for m in METHODS:
         s = res.scores[m]
