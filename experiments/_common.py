@@ -23,22 +23,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
+
 from spectral_lab.analyze._io import json_safe
 from spectral_lab.analyze.amplitudes import AmplitudeResult, analyze_amplitudes_file, convergence_table, relative_results
 from spectral_lab.analyze.divergence import DEFAULT_PROMINENCE, DEFAULT_SMOOTH, divergence_file
 from spectral_lab.analyze.stats import mean_std
 from spectral_lab.config import (DegradeConfig, FitConfig, LossConfig, ModelConfig, OperatorConfig, RecordConfig,
                                  RunConfig, SignalConfig, preset, validate)
-from spectral_lab.images import image_label
+from spectral_lab.errors import SpectralLabError
 from spectral_lab.executors import WorkerSettings, open_executor, run_sweep
+from spectral_lab.images import downsample_for, image_label
 from spectral_lab.sweep import Job, Recorded, markdown_table, plan
 
 REPO = Path(__file__).resolve().parents[1]
 
 __all__ = ["REPO", "shared_data", "Paths", "Experiment", "SinesExperiment", "ImageExperiment", "DivergenceExperiment",
-           "DenoiseExperiment", "SamplerExperiment", "SCHEMES", "presets", "Setting", "dip_setting", "run_config", "run", "analyze_setting",
+           "DenoiseExperiment", "SamplerExperiment", "SCHEMES", "TaskExperiment", "presets", "Setting", "dip_setting", "run_config", "run", "analyze_setting",
            "convergence_row", "models_line", "markdown_table", "fmt_iter", "fmt_ratio", "fmt_mean_std",
-           "fmt_or_dash", "write_report"]
+           "fmt_or_dash", "write_report", "task_scores"]
 
 
 # --------------------------------------------------------------------------- where an experiment reads and writes
@@ -272,6 +275,66 @@ class SamplerExperiment(DenoiseExperiment):
         return replace(self, downsample=self.downsample_of(image)).denoise_config(setting, image, **options)
 
 
+@dataclass(frozen=True)
+class TaskExperiment(Experiment):
+    """The DIP restoring images through a task's forward operator (inpainting,
+    super-resolution, a guide image as input): ``images`` (files or folders, comma-separated on
+    the command line; empty: the experiment's default), read ``grey`` or in their own colour
+    mode, each down-sampled by ``downsample`` (None: per image, to a shorter side of about
+    ``size``, `spectral_lab.images.downsample_for`); the DIP of ``levels`` × ``channels``
+    (down = up), Adam at ``lr`` for ``iterations`` with input perturbation ``reg_noise_std``,
+    input z ~ U(0, 0.1); ``seeds`` runs per file; ``noise_seed`` draws a random mask; ``every``
+    the frame stride of the files (1: every iteration)."""
+
+    images: tuple[str, ...] = ()
+    grey: bool = True
+    size: int = 64
+    downsample: int | None = None
+    levels: int = 4
+    channels: int = 64
+    iterations: int = 600
+    lr: float = 0.01
+    reg_noise_std: float = 1.0 / 30
+    seeds: int = 1
+    noise_seed: int = 0
+    every: int = 1
+
+    def setting(self, label: str = "dip", **fit) -> Setting:
+        """This experiment's DIP as a `Setting` (``fit``: fields of `Setting` that differ)."""
+        base = dict(lr=self.lr, iterations=self.iterations, reg_noise_std=self.reg_noise_std,
+                    input_dist="uniform", input_scale=0.1, every=self.every)
+        return Setting(label, "dip", {"levels": self.levels, "down": self.channels, "up": self.channels},
+                       **{**base, **fit})
+
+    def signal(self, image: str | Path | None, *, observed: str | Path | None = None,
+               crop_multiple: int = 1) -> SignalConfig:
+        """The `SignalConfig` of one image file (``observed``: a degraded image given as it is,
+        down-sampled like ``image``, or like itself when ``image`` is None)."""
+        size_of = image if image is not None else observed
+        ds = self.downsample if self.downsample is not None else downsample_for(size_of, self.size)
+        return SignalConfig(kind="image", image=None if image is None else str(image), grey=self.grey,
+                            downsample=ds, crop_multiple=crop_multiple,
+                            observed=None if observed is None else str(observed))
+
+    def task_config(self, setting: Setting, signal: SignalConfig, task: str, *,
+                    operator: Mapping[str, Any] | None = None, loss: LossConfig | None = None,
+                    input_image: str | Path | None = None) -> RunConfig:
+        """``seeds`` runs of ``setting`` on ``signal`` for ``task`` with its operator's
+        ``operator`` options, the data term ``loss`` (None: mse) and a guide image as input."""
+        if self.seeds < 1:
+            raise SpectralLabError(f"seeds must be >= 1, got {self.seeds}")
+        return run_config(setting, signal, runs=self.seeds, seed=self.seed, device=self.device,
+                          degrade=DegradeConfig(seed=self.noise_seed), task=task, operator_options=operator,
+                          loss=None if loss is None else loss.name, loss_options=None if loss is None else loss.options,
+                          input_image=input_image)
+
+    def image_list(self, default: Sequence[str]) -> list[Path]:
+        """The image files of ``images`` (or of ``default``), folders expanded."""
+        from spectral_lab.images import image_paths
+
+        return [p for p in image_paths(list(self.images or default)) if p is not None]
+
+
 def presets(**named: Experiment) -> dict[str, Experiment]:
     """``{name: cfg}`` with each configuration's ``preset`` field set to its name; the first
     is the one a script runs without ``--quick`` / ``--preset``."""
@@ -331,11 +394,13 @@ def dip_setting(label: str = "dip", options: Mapping[str, Any] | None = None, *,
 def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int = 0, vary: str = "both",
                device: str = "cpu", degrade: DegradeConfig | None = None, task: str | None = None,
                operator_options: Mapping[str, Any] | None = None,
-               loss_options: Mapping[str, Any] | None = None) -> RunConfig:
+               loss_options: Mapping[str, Any] | None = None, loss: str | None = None,
+               input_image: str | Path | None = None) -> RunConfig:
     """The `RunConfig` of ``runs`` runs (seeds ``seed .. seed + runs - 1`` for what ``vary``
     names) of one setting: task ``fit`` of the clean signal, or ``denoise`` with ``degrade``;
-    another ``task`` (``inpaint``, ``blend``) with its operator's options (``{"drop": 0.5}``) and
-    its loss's options.
+    another ``task`` (``inpaint``, ``superres``, ``blend``) with its operator's options
+    (``{"drop": 0.5}``), the data term ``loss`` (None: the task's) and its options, and a guide
+    image ``input_image`` as the network's input.
 
     Frames are stored losslessly (float32, no compression): the analyses measure small
     high-frequency differences and SE of small amplitudes.
@@ -345,12 +410,12 @@ def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int =
         signal=signal,
         degrade=DegradeConfig() if degrade is None else degrade,
         operator=OperatorConfig(options=dict(operator_options or {})),
-        loss=LossConfig(options=dict(loss_options or {})),
+        loss=LossConfig(name=loss, options=dict(loss_options or {})),
         model=ModelConfig(name=setting.model, options=dict(setting.options)),
         fit=FitConfig(iterations=setting.iterations, lr=setting.lr, optimizer=setting.optimizer,
                       optimizer_options=dict(setting.optimizer_options), reg_noise_std=setting.reg_noise_std,
                       input_dist=setting.input_dist, input_scale=setting.input_scale, runs=runs, seed=seed,
-                      vary=vary, device=device),
+                      vary=vary, device=device, input_image=None if input_image is None else str(input_image)),
         record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0,
                             every=setting.every, burn_in=setting.burn_in),
     )
@@ -405,6 +470,27 @@ def analyze_setting(path: str | Path, deltas: Sequence[float], *, pair: tuple[fl
         if relative:
             results = relative_results(results)
         out[float(delta)] = (results, convergence_table(results, pair=pair))
+    return out
+
+
+def task_scores(path: str | Path, views: Sequence[tuple[str, int]] = (("all", 1),)) -> dict[str, dict]:
+    """Per view ``(region, scale)`` of `spectral_lab.analyze.psnr.psnr_file`, keyed
+    ``"region@scale"``: every run's best PSNR, its iteration, final PSNR, SSIM at the best frame,
+    the PSNR curves ``(R, T)`` and the iteration of each entry ``(T,)``, the mean best PSNR over
+    runs and the task's classical baselines."""
+    from spectral_lab.analyze.psnr import psnr_file
+
+    out = {}
+    for region, scale in views:
+        res = psnr_file(path, region=region, scale=scale)
+        out[f"{region}@{scale}"] = {
+            "region": region, "scale": scale, "baselines": dict(res.baselines),
+            "best_psnr": float(np.mean([r.best_psnr for r in res.runs])),
+            "runs": [{"seed": r.seeds["seed"], "best_psnr": r.best_psnr, "best_iteration": r.best_iteration,
+                      "final_psnr": r.final_psnr, "ssim_at_best": r.ssim_at_best} for r in res.runs],
+            "curves": np.stack([r.psnr for r in res.runs]),
+            "iterations": (np.arange(len(res.runs[0].psnr)) if res.runs[0].iterations is None
+                           else res.runs[0].iterations)}
     return out
 
 

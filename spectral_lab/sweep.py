@@ -300,12 +300,18 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     fit loop, without recording. Returns (seconds per iteration for all runs, checkpoint bytes:
     parameters and Adam's two moments of all runs, float32)."""
     from .fit import fit
+    from .losses import make_loss
     from .runner import make_problem, prepare_fit, select_device
 
+    cfg = validate(cfg)  # the task's defaults (its data term), as `runner.record` resolves them
     problem = make_problem(cfg)
     state, z, y = prepare_fit(cfg, problem, select_device(cfg.fit.device))
     timer = _StepTimer()
-    fit(state, z, y, iterations=steps + 1, reg_noise_std=cfg.fit.reg_noise_std, callbacks=[timer])
+    # through the task's operator and data term, as `runner.record` fits (super-resolution's
+    # observation is smaller than the output: no operator, no fit)
+    loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
+    fit(state, z, y, iterations=steps + 1, op=problem.operator, loss=loss, reg_noise_std=cfg.fit.reg_noise_std,
+        callbacks=[timer])
     # frames 1 .. steps+1 follow steps 0 .. steps; the first (warm-up) interval is left out
     per_step = (timer.times[-1] - timer.times[1]) / steps
     n_params = sum(p.numel() for p in state.net.parameters())

@@ -116,3 +116,13 @@ def test_a_path_is_opened_with_the_reader_and_closed(monkeypatch, target):
     monkeypatch.setitem(sys.modules, "spectral_lab.trajectory", fake_record)
     psnr_file("run.h5")
     assert opened == ["run.h5", "closed"]
+
+
+def test_ssim_of_images_smaller_than_its_gaussian_window_is_nan_not_an_error():
+    from spectral_lab.analyze.psnr import SSIM_WINDOW, ssim
+
+    rng = np.random.default_rng(0)
+    small = rng.random((1, SSIM_WINDOW - 1, 15))
+    assert np.isnan(ssim(small, small))
+    large = rng.random((1, SSIM_WINDOW, 15))
+    assert ssim(large, large) == pytest.approx(1.0)

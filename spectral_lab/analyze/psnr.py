@@ -32,6 +32,8 @@ __all__ = ["psnr", "psnr_file", "default_data_range", "PsnrResult", "RunPsnr", "
            "average_pool", "ssim"]
 
 REGIONS = ("all", "hole", "known")
+#: the side of SSIM's Gaussian window (σ = 1.5, scikit-image's truncation at 3.5 σ: radius 5)
+SSIM_WINDOW = 11
 
 
 def psnr(frames: np.ndarray, reference: np.ndarray, data_range: float = 1.0,
@@ -261,9 +263,9 @@ def ssim(frame: np.ndarray, reference: np.ndarray, data_range: float = 1.0,
          weights: np.ndarray | None = None) -> float:
     """scikit-image's SSIM of one image ``(C, H, W)`` against the reference, averaged over
     the SSIM map (weighted by ``weights`` when given); NaN for 1D signals or images smaller
-    than its 7 × 7 window."""
+    than its window (11 × 11: the Gaussian of σ = 1.5 truncated at 3.5 σ)."""
     frame, reference = np.asarray(frame, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    if reference.ndim != 3 or min(reference.shape[1:]) < 7:
+    if reference.ndim != 3 or min(reference.shape[1:]) < SSIM_WINDOW:
         return float("nan")
     from skimage.metrics import structural_similarity
 
