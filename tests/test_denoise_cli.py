@@ -130,3 +130,19 @@ def test_analyze_noisefit_text_names_what_came_first(files, capsys):
     code, out, err = run_cli(capsys, "analyze", "noisefit", plain)
     assert code == 0, err
     assert out.count("run ") == 4 and all(w in out for w in ("t(ν)", "t(η)", "best"))
+
+
+def test_noisefit_at_the_all_frequencies_cutoff_is_undefined_in_the_analysis_and_refused_on_the_cli(files, capsys):
+    """A low-pass noise at the largest radius, sqrt(1/2), keeps every frequency (the low-frequency
+    experiment's 'white' end of its sweep): the analysis runs and says η is undefined; an explicit
+    --cutoff there is refused in one line."""
+    import math
+
+    from spectral_lab.analyze.noise_fit import noise_fit_file
+
+    plain, _ = files
+    res = noise_fit_file(plain, cutoff=math.sqrt(0.5))
+    assert all(r["t_highfreq"] is None and r["noise_first"] is None for r in res.runs)
+    assert all(r["t_noise"] is None or r["t_noise"] >= 0 for r in res.runs)
+    code, _, err = run_cli(capsys, "analyze", "noisefit", plain, "--cutoff", "0.75")
+    assert code == 1 and "no frequency lies above it" in err and "Traceback" not in err

@@ -106,9 +106,6 @@ def noise_fit_file(traj_or_path: Any, *, cutoff: float | None = None, level: flo
             cutoff = float((traj.config.get("degrade") or {}).get("cutoff", 0.05))
         if not (np.isfinite(cutoff) and cutoff > 0):
             raise AnalysisError(f"cutoff must be a positive number of cycles per pixel, got {cutoff!r}")
-        if cutoff >= np.sqrt(0.5):
-            raise AnalysisError(f"cutoff {cutoff:g} cycles/pixel is at or above the highest radial frequency of an "
-                                f"image, sqrt(1/2) = 0.707: no frequency lies above it")
         fr = fitted_fractions(traj, cutoff)
         scores = psnr_file(traj, with_ssim=False)
         frame_its = [frame_iterations(traj, r) for r in range(traj.n_runs)]

@@ -13,6 +13,19 @@ def _args(p):
     p.add_argument("--curves", action="store_true", help="with --json: include the ν, η and PSNR curves of every run")
 
 
+def _check_cutoff(a) -> None:
+    """An explicit --cutoff at or above the highest radial frequency leaves η undefined: refused
+    here (a typo, most likely); a file's own cut-off there (low-pass noise that keeps every
+    frequency, as white) is analysed, η reported as undefined."""
+    import math
+
+    from ...errors import AnalysisError
+
+    if a.cutoff is not None and a.cutoff >= math.sqrt(0.5):
+        raise AnalysisError(f"--cutoff {a.cutoff:g} cycles/pixel is at or above the highest radial frequency of an "
+                            f"image, sqrt(1/2) = 0.707: no frequency lies above it")
+
+
 def plot_noisefit(a) -> int:
     """PSNR (left) and ν, η (right) over iterations, one colour per file: paper Fig. 2 from
     one file or several (white vs low-frequency noise)."""
@@ -21,6 +34,7 @@ def plot_noisefit(a) -> int:
     from ...plot.denoise import failure_figure
     from ...trajectory import open_trajectory
 
+    _check_cutoff(a)
     files = plot_files(a)
     _, labels, title = file_labels(files)
     if len(files) == 1:
@@ -46,6 +60,7 @@ def plot_noisefit(a) -> int:
 def analyze_noisefit(a) -> int:
     from ...analyze.noise_fit import noise_fit_file
 
+    _check_cutoff(a)
     res = noise_fit_file(a.file, cutoff=a.cutoff, level=a.level)
     if a.json:
         out = {"file": str(a.file), **res.to_json()}
