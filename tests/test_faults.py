@@ -348,3 +348,18 @@ def test_every_png_row_filter_of_a_sixteen_bit_image_is_undone(tmp_path):
     path = tmp_path / "filtered.png"
     path.write_bytes(_filtered_png(pixels))
     np.testing.assert_allclose(load_image(path), np.moveaxis(pixels, -1, 0) / 65535.0, atol=1e-6)
+
+
+def test_the_readme_fault_table_is_rendered_from_the_tally_alone():
+    from fault_table import render
+
+    rows = [{"fault": "Bad file: truncated complete file (1.0%)", "injected": "info", "tried": 6,
+             "outcomes": {"one line": 6}, "message": "spectral-lab: error: /tmp/x/run.h5 is truncated"},
+            {"fault": "Bad file: truncated killed file (5.0%)", "injected": "info", "tried": 6,
+             "outcomes": {"one line": 5, "other": 1}, "message": ""},
+            {"fault": "SIGKILL", "tried": 2, "outcomes": {"kept": 2}, "frames_lost": [3, 0], "resumed": 2,
+             "resumed_identical": 1, "message": ""}]
+    lines = render(rows).splitlines()
+    assert len(lines) == 4  # header, rule, the two truncations summed, the kill
+    assert "| 12 | one line: 11; other: 1 |" in lines[2] and "`spectral-lab: error: FILE is truncated`" in lines[2]
+    assert "| 2 | kept: 2 | 0–3 | 1/2 |" in lines[3]
