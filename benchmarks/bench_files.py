@@ -75,6 +75,9 @@ def synthetic_trajectory(path: Path, kind: str, runs: int, frames: int, *, side:
                 x = target + early * d + late * noise + wiggle[(t.astype(int) % 16)]
                 out[a:a + len(t)] = x
                 loss[a:a + len(t)] = ((x - observed) ** 2).reshape(len(t), -1).mean(axis=1)
+        if S.ITERATIONS in f:  # format 2: the iteration of every stored frame (no stride here)
+            f[S.ITERATIONS].resize(frames, axis=0)
+            f[S.ITERATIONS][:] = np.arange(frames, dtype=np.int64)
         f[S.STATUS_FRAMES][()] = np.int64(frames)
         f[S.STATUS_STATE][()] = np.bytes_("complete".ljust(16))
     finally:

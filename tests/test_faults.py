@@ -260,6 +260,17 @@ def test_check_rejects_a_hand_edited_file_and_every_reader_refuses_it(recorded, 
           "check rejects; every reader refuses in one line", "")
 
 
+def test_an_iterations_list_shorter_than_the_frames_is_refused_not_an_index_error(recorded, capsys):
+    with h5py.File(recorded, "r+") as f:
+        f[S.ITERATIONS].resize(1, axis=0)
+    assert any("/iterations" in p for p in check_trajectory(recorded))
+    for argv in (["analyze", "psnr", recorded], ["analyze", "amplitudes", recorded]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    tally("a /iterations dataset shorter than the frames", "check rejects; the analyzers refuse in one line",
+          err.strip())
+
+
 # --------------------------------------------------------------------------- names, links, stdout, options
 
 def test_a_long_name_is_accepted_and_a_too_long_one_refused_in_one_line(tmp_path, capsys):

@@ -161,7 +161,11 @@ class Trajectory:
         n = self.n_frames(r)
         if S.ITERATIONS not in self._f:
             return np.arange(n, dtype=np.int64)
-        return np.asarray(self._fresh(S.ITERATIONS)[:n], dtype=np.int64)
+        its = np.asarray(self._fresh(S.ITERATIONS)[:n], dtype=np.int64)
+        if len(its) < n:  # the writer stores a block's iterations before it counts its frames
+            raise TrajectoryError(f"{self.path}: '/{S.ITERATIONS}' holds {len(its)} entries for {n} frames "
+                                  f"(written by something other than the recorder? spectral-lab check FILE)")
+        return its
 
     @property
     def has_posterior(self) -> bool:
