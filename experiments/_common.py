@@ -349,7 +349,10 @@ class Setting:
     fixed input z (None: the model family's own, `spectral_lab.models.base.RunNet`).
     ``optimizer_options``: the optimiser's own options (an SGLD temperature); ``every``: the
     frame stride of the file; ``burn_in``: the iteration from which the posterior mean and
-    variance of the outputs are kept (None: none, or the sampler's default).
+    variance of the outputs are kept (None: none, or the sampler's default);
+    ``checkpoint_seconds``: how often the fit state is checkpointed (60 s by default; a net too
+    big for its checkpoints to be worth their disk sets it above its run time: then only an
+    interrupt writes one, and a killed file is recorded again).
     """
 
     label: str
@@ -364,6 +367,7 @@ class Setting:
     optimizer_options: Mapping[str, Any] = field(default_factory=dict)
     every: int = 1
     burn_in: int | None = None
+    checkpoint_seconds: float = 60.0
 
     def describe(self) -> str:
         """``model(options), Adam lr=…[, reg_noise_std=…], N iterations[, burn-in B][, every K]``."""
@@ -416,8 +420,9 @@ def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int =
                       optimizer_options=dict(setting.optimizer_options), reg_noise_std=setting.reg_noise_std,
                       input_dist=setting.input_dist, input_scale=setting.input_scale, runs=runs, seed=seed,
                       vary=vary, device=device, input_image=None if input_image is None else str(input_image)),
-        record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0, checkpoint_seconds=60.0,
-                            every=setting.every, burn_in=setting.burn_in),
+        record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0,
+                            checkpoint_seconds=setting.checkpoint_seconds, every=setting.every,
+                            burn_in=setting.burn_in),
     )
     return validate(cfg)
 

@@ -64,11 +64,14 @@ class Config(DenoiseExperiment):
     name: str = NAME
 
 
-def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations: int) -> tuple[Setting, ...]:
+def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations: int, *,
+            wide_linear_checkpoint_seconds: float = 60.0) -> tuple[Setting, ...]:
     """The four models of Table 1: ``dip`` as given, DIP-Linear of width 128 and 2048 (five fully
-    connected layers, Adam 1e-4) and the ReLUNet (10 x 256, Adam 1e-3) with these budgets."""
+    connected layers, Adam 1e-4) and the ReLUNet (10 x 256, Adam 1e-3) with these budgets;
+    ``wide_linear_checkpoint_seconds``: Linear-2048's checkpoint interval."""
     return (dip, *(Setting(f"linear-{w}", "linear", {"depth": 5, "width": w, "in_channels": 1}, iterations=its,
-                           lr=1e-4) for w, its in zip((128, 2048), linear_iterations)),
+                           lr=1e-4, checkpoint_seconds=wide_linear_checkpoint_seconds if w == 2048 else 60.0)
+                   for w, its in zip((128, 2048), linear_iterations)),
             Setting("relunet", "relunet", {"depth": 10, "width": 256}, iterations=relunet_iterations, lr=1e-3))
 
 
@@ -77,10 +80,13 @@ def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations
 # layer of Linear-2048 at 128×128 has 33.5 M instead of 100.7 M weights (the network 147 M
 # instead of 201 M, ~2.4 GB instead of 3.2 GB per run with Adam's state) and, since the width
 # (2048) is below H·W either way, the layer reaches the same outputs W1ᵀz.
+# Linear-2048's checkpoint interval at 128² (longer than its run: it checkpoints only when interrupted)
+WIDE_CHECKPOINT_SECONDS = 6 * 3600.0
 PRESETS = presets(
     # The paper's ReLUNet ran to 50 000 iterations (appendix D) on mini-batches of 2048
     # pixels; here every step is full-batch (all pixels), so 50 000 steps cost ~8x more.
-    paper=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=3000), (1000, 300), 50000)),
+    paper=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=3000), (1000, 300), 50000,
+                                              wide_linear_checkpoint_seconds=WIDE_CHECKPOINT_SECONDS)),
     # About an hour here for the nine images (3 seeds): images ×16 smaller (32×32; House 16×16),
     # a 3-level DIP of 128 channels (5 levels need sides >= 64), the paper's other models unchanged.
     hour=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 128, "up": 128}, iterations=600),
@@ -90,7 +96,11 @@ PRESETS = presets(
     # steps (the paper: 50 000 mini-batch steps of 2048 pixels; a full-batch step at 128² costs ~8× one). Every
     # frame stored: with the DIP's input perturbation its PSNR jumps from frame to frame, and even every 2nd frame
     # moved the best PSNR by 0.10 dB (experiments/results/precision.md, "Frame stride").
-    night=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=1500), (1000, 300), 800)),
+    # Linear-2048 at 128²: its two checkpoint slots would hold 2 × 5.3 GB (147 M parameters × 3 runs with
+    # Adam's two moments) against 0.18 GB of frames, 9 files 120 GB of a 70 GB disk; it is recorded in ~10 min,
+    # so it checkpoints only when interrupted (a file killed with SIGKILL is recorded again).
+    night=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=1500), (1000, 300), 800,
+                                              wide_linear_checkpoint_seconds=WIDE_CHECKPOINT_SECONDS)),
     # A few minutes on 2 cores for one image: 32×32, a narrow DIP; the paper's ReLUNet (width 256), which
     # at 32×32 peaks within 600–1200 steps on the nine images (`hour`) and at ~1200–1500 on the photograph.
     quick=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=400),

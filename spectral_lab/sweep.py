@@ -318,6 +318,15 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     return per_step, 3 * 4 * n_params
 
 
+def checkpoint_slots_written(seconds: float, checkpoint_seconds: float) -> int:
+    """How many of a file's two checkpoint slots a run of ``seconds`` fills when it checkpoints
+    every ``checkpoint_seconds`` (0: at every flush). A run shorter than its interval writes no
+    checkpoint unless it is interrupted (one slot then, with fewer frames than planned)."""
+    if checkpoint_seconds <= 0:
+        return 2
+    return int(min(2, seconds // checkpoint_seconds))
+
+
 def estimate_jobs(jobs: Sequence[Job], *, staging: str | Path | None = None) -> Estimate:
     """Probe every distinct (signal shape, model, runs, input perturbation) once and scale by
     the iterations left: a file to reuse costs nothing, one to resume only its missing frames
@@ -347,9 +356,9 @@ def estimate_jobs(jobs: Sequence[Job], *, staging: str | Path | None = None) -> 
         per_it.append(s)
         secs.append(s * remaining)
         itemsize = np.dtype(c.record.dtype).itemsize
-        # frames, plus the file's two checkpoint slots (parameters + Adam moments of every run)
-        sizes.append(c.fit.runs * remaining * int(np.prod(shape)) * itemsize
-                     + (0 if act == "resume" else 2 * checkpoint))
+        # frames, plus the checkpoint slots the run will fill (parameters + optimiser state of every run)
+        slots = 0 if act == "resume" else checkpoint_slots_written(s * remaining, c.record.checkpoint_seconds)
+        sizes.append(c.fit.runs * remaining * int(np.prod(shape)) * itemsize + slots * checkpoint)
     probe_dir = jobs[0].path.parent if jobs else Path.cwd()
     while not probe_dir.exists():
         probe_dir = probe_dir.parent

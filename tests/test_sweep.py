@@ -140,6 +140,18 @@ def test_estimate_only_probes_without_writing_any_file(job, tmp_path):
     assert "tiny.h5" in messages[1] and "other.h5" in messages[1] and messages[2].startswith("estimated total")
 
 
+def test_the_estimate_counts_only_the_checkpoint_slots_a_run_will_fill(job):
+    from spectral_lab.sweep import checkpoint_slots_written
+
+    assert checkpoint_slots_written(10.0, 0.0) == 2  # at every flush
+    assert [checkpoint_slots_written(t, 60.0) for t in (59.0, 60.0, 150.0, 1e6)] == [0, 1, 2, 2]
+    rare = replace(job, config=replace(job.config, record=replace(job.config.record, checkpoint_seconds=3600.0)))
+    est_every, est_rare = estimate_jobs([job]), estimate_jobs([rare])
+    frames_bytes = 2 * 20 * 32 * 4
+    assert est_rare.bytes == [frames_bytes]  # a run of milliseconds writes no hourly checkpoint
+    assert est_every.bytes == [frames_bytes + 2 * 3 * 4 * 2 * PARAMS]
+
+
 def test_a_file_to_reuse_costs_nothing_in_the_estimate(job):
     record_job(job)
     est = estimate_jobs([job])
