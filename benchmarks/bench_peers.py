@@ -19,10 +19,18 @@ The network is the lab's own ``dip`` module at R = 1 (the same layers in the sam
 measures the loop: the lab's fit + recorder (every frame to an HDF5 file) ÷ the peer's loop.
 Their 1D experiments are not in their published code (``dip.py``, ``relunet.py``, ``skip.py``),
 so there is no 1D peer here.
+
+As whole processes (`peers_process`): ``spectral-lab record`` with the notebook's settings
+(the user's path: configuration, file, every frame written) ÷ ``python bench_peers.py notebook
+PNG N``, the notebook's loop as its own program (torch, numpy, Pillow and the network module
+imported, the PNG read and noised, N steps).
 """
 
 from __future__ import annotations
 
+import os
+import statistics
+import sys
 import tempfile
 from pathlib import Path
 
@@ -141,3 +149,71 @@ def peers(b, side: int | None = None) -> Table:
            "plus fit's last no-grad forward for frame n; peer: its loop re-implemented on the same torch module. "
            f"{iterations} iterations per sample; per-iteration times")
     return t
+
+
+def _notebook_process(png: str, iterations: int) -> None:
+    """The DIP notebook as a program: read the image, add σ = 25 noise, fit ``iterations`` steps."""
+    from PIL import Image
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    x = np.asarray(Image.open(png).convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    rng = np.random.default_rng(0)
+    y = torch.from_numpy(np.clip(x + rng.normal(0, 25 / 255, x.shape), 0, 1).astype(np.float32)).unsqueeze(0)
+    options, (dist, scale), lr, reg, _ = PEERS["DIP notebook (denoising)"]
+    net = build_model("dip", signal_shape=tuple(x.shape), runs=1, weight_seeds=[0], **options)
+    z = net.make_input([0], dist=dist, scale=scale)
+    notebook_loop(net, z, y, lr, reg)(iterations)
+
+
+def peers_process(b, threads: int | None) -> Table:
+    """Whole processes, interleaved: `spectral-lab record` with the notebook's settings ÷ the notebook loop."""
+    from PIL import Image
+
+    from bench_startup import _timed
+
+    iterations = 40 if b.quick else 150
+    rounds = 3 if b.quick else 5
+    exe = Path(sys.executable).with_name("spectral-lab")
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    t = Table(f"Peers as whole processes: `spectral-lab record` ÷ the DIP notebook's program (64², {iterations} "
+              "iterations, start-up included)", ["command", "wall (median)", "CPU (median)",
+                                                "record ÷ notebook, wall [range]", "CPU", "goal"])
+    with tempfile.TemporaryDirectory(prefix="bench-peers-proc-") as tmp:
+        png = Path(tmp) / "clean.png"
+        y = N.target(N.Case("", "dip", {}, 64))
+        Image.fromarray((y.numpy().transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(png)
+        cmds = {"notebook": [sys.executable, str(Path(__file__)), "notebook", str(png), str(iterations)],
+                # --preset paper: the paper's dip (5 levels x 128 channels, 32 input channels), as the notebook's
+                "record": [str(exe), "record", "--preset", "paper", "--signal", "image", "--image", str(png),
+                           "--downsample", "1",
+                           "--noise", "white", "--sigma", "25", "--model", "dip", "--lr", "0.01",
+                           "--reg-noise-std", str(1 / 30), "--input-dist", "uniform", "--input-scale", "0.1",
+                           "--iterations", str(iterations), "--runs", "1", "--quiet", "--overwrite",
+                           "--out", str(Path(tmp) / "lab.h5")]}
+        for cmd in cmds.values():  # warm the page cache and check both run
+            _timed(cmd, env)
+        wall: dict[str, list[float]] = {k: [] for k in cmds}
+        cpu: dict[str, list[float]] = {k: [] for k in cmds}
+        for i in range(rounds):
+            for k in (list(cmds) if i % 2 == 0 else list(cmds)[::-1]):
+                w, c = _timed(cmds[k], env)
+                wall[k].append(w)
+                cpu[k].append(c)
+    rw = [a / b_ for a, b_ in zip(wall["record"], wall["notebook"])]
+    rc = [a / b_ for a, b_ in zip(cpu["record"], cpu["notebook"])]
+    t.add("notebook program", fmt_s(statistics.median(wall["notebook"])), fmt_s(statistics.median(cpu["notebook"])),
+          "1", "1", "")
+    t.add("`spectral-lab record`", fmt_s(statistics.median(wall["record"])), fmt_s(statistics.median(cpu["record"])),
+          ratio_cell((statistics.median(rw), min(rw), max(rw))), f"{statistics.median(rc):.2f}",
+          goal_cell(statistics.median(rw), 1.0))
+    t.note("record writes every frame to an HDF5 file and validates its configuration; the notebook program keeps "
+           "nothing but computes its three PSNRs a step")
+    return t
+
+
+if __name__ == "__main__":  # python bench_peers.py notebook PNG ITERATIONS
+    if len(sys.argv) != 4 or sys.argv[1] != "notebook":
+        raise SystemExit("usage: python bench_peers.py notebook PNG ITERATIONS")
+    _notebook_process(sys.argv[2], int(sys.argv[3]))

@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         T.precision(budget)
     if "peers" in sections:
         bench_peers.peers(budget)
+        bench_peers.peers_process(budget, threads)
     if "startup" in sections:
         bench_startup.startup(budget, threads)
     if "cli" in sections:
