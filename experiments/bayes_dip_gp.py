@@ -44,7 +44,9 @@ from spectral_lab.analyze.psnr import psnr, psnr_file
 from spectral_lab.config import DegradeConfig, SignalConfig
 from spectral_lab.errors import SpectralLabError
 from spectral_lab.images import image_name, image_paths
-from spectral_lab.kernels.gp import covariance_matrix_from_lags, gp_inpaint, rbf_covariance
+from spectral_lab.kernels.gp import covariance_matrix_from_lags
+from spectral_lab.kernels.gp_inputs import rbf_covariance
+from spectral_lab.kernels.gp_inference import gp_inpaint
 from spectral_lab.kernels.sampled import sampled_covariance
 from spectral_lab.sweep import Job, fmt_seconds
 from spectral_lab.trajectory import open_trajectory

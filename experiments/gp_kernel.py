@@ -34,22 +34,13 @@ import numpy as np
 from experiments._cli import experiment_cli
 from experiments._common import REPO, Experiment, markdown_table, presets, run, write_report
 from spectral_lab.analyze.psnr import psnr
-from spectral_lab.kernels.gp import (
-    centred_lags,
-    conv_gp_covariance,
-    conv_gp_covariance_matrix,
-    covariance_matrix_from_lags,
-    expected_power_spectrum,
-    gaussian_input_covariance,
-    gp_inpaint,
-    gp_log_marginal_likelihood,
-    gp_log_marginal_likelihood_stationary,
-    gp_posterior,
-    gp_posterior_stationary,
-    normalised_covariance,
-    prior_power_spectrum,
-    rbf_covariance,
-)
+from spectral_lab.kernels.gp import (centred_lags, conv_gp_covariance, conv_gp_covariance_matrix,
+                                     covariance_matrix_from_lags, expected_power_spectrum, normalised_covariance,
+                                     prior_power_spectrum)
+from spectral_lab.kernels.gp_inputs import gaussian_input_covariance, rbf_covariance
+from spectral_lab.kernels.gp_inference import (gp_inpaint, gp_log_marginal_likelihood,
+                                               gp_log_marginal_likelihood_stationary, gp_posterior,
+                                               gp_posterior_stationary)
 from spectral_lab.kernels.sampled import (
     analytic_vs_sampled,
     conv_layer_variances,

@@ -8,29 +8,14 @@ import scipy.stats
 import torch
 
 from spectral_lab.errors import AnalysisError, ConfigError
-from spectral_lab.kernels.gp import (
-    average_pool_covariance,
-    box_filter_covariance,
-    centred_lags,
-    conv_gp_covariance,
-    conv_gp_covariance_matrix,
-    conv_gp_layer_covariances,
-    correlation_matrix,
-    covariance_matrix_from_lags,
-    erf_expectation,
-    expected_power_spectrum,
-    gaussian_input_covariance,
-    gp_amplitude_mle,
-    gp_log_marginal_likelihood,
-    gp_log_marginal_likelihood_stationary,
-    gp_posterior,
-    gp_posterior_stationary,
-    normalised_covariance,
-    prior_power_spectrum,
-    rbf_covariance,
-    relu_expectation,
-    white_input_covariance,
-)
+from spectral_lab.kernels.gp import (average_pool_covariance, box_filter_covariance, centred_lags, conv_gp_covariance,
+                                     conv_gp_covariance_matrix, conv_gp_layer_covariances, correlation_matrix,
+                                     covariance_matrix_from_lags, erf_expectation, expected_power_spectrum,
+                                     normalised_covariance, prior_power_spectrum, relu_expectation)
+from spectral_lab.kernels.gp_inputs import gaussian_input_covariance, rbf_covariance, white_input_covariance
+from spectral_lab.kernels.gp_inference import (gp_amplitude_mle, gp_log_marginal_likelihood,
+                                               gp_log_marginal_likelihood_stationary, gp_posterior,
+                                               gp_posterior_stationary)
 from spectral_lab.kernels.sampled import (
     conv_layer_variances,
     correlated_input,

@@ -20,12 +20,8 @@ jax = pytest.importorskip("jax")
 
 from neural_tangents import stax  # noqa: E402
 
-from spectral_lab.kernels.gp import (  # noqa: E402
-    conv_gp_covariance,
-    conv_gp_covariance_matrix,
-    covariance_matrix_from_lags,
-    gaussian_input_covariance,
-)
+from spectral_lab.kernels.gp import conv_gp_covariance, conv_gp_covariance_matrix, covariance_matrix_from_lags
+from spectral_lab.kernels.gp_inputs import gaussian_input_covariance
 
 jax.config.update("jax_enable_x64", True)
 

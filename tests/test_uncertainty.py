@@ -11,8 +11,9 @@ from _fakes import FakeTrajectory
 from spectral_lab.analyze.psnr import psnr, running_mean_curve
 from spectral_lab.analyze.uncertainty import edge_strength, uncertainty_file, uncertainty_summary
 from spectral_lab.errors import AnalysisError, ConfigError
-from spectral_lab.kernels.gp import (covariance_matrix_from_lags, gp_amplitude_mle, gp_inpaint, gp_posterior,
-                                     rbf_covariance)
+from spectral_lab.kernels.gp import covariance_matrix_from_lags
+from spectral_lab.kernels.gp_inputs import rbf_covariance
+from spectral_lab.kernels.gp_inference import gp_amplitude_mle, gp_inpaint, gp_posterior
 
 SHAPE = (3, 9, 11)
 

@@ -230,8 +230,8 @@ def gp_kernel(a: argparse.Namespace) -> dict:
     """The dict `cmd_gp` prints."""
     from ..analyze.spectrum import radial_bands
     from ..config import validate
-    from ..kernels.gp import centred_lags, conv_gp_covariance, gaussian_input_covariance, normalised_covariance, \
-        prior_power_spectrum
+    from ..kernels.gp import centred_lags, conv_gp_covariance, normalised_covariance, prior_power_spectrum
+    from ..kernels.gp_inputs import gaussian_input_covariance
     from ..kernels.sampled import conv_layer_variances, sampled_covariance, sampled_power_spectrum
     from ..models import build_model
     from ..plot import title_of

@@ -27,12 +27,8 @@ import numpy as np
 import torch
 
 from spectral_lab.errors import AnalysisError, ConfigError
-from spectral_lab.kernels.gp import (
-    centred_lags,
-    conv_gp_covariance,
-    gaussian_input_covariance,
-    normalised_covariance,
-)
+from spectral_lab.kernels.gp import centred_lags, conv_gp_covariance, normalised_covariance
+from spectral_lab.kernels.gp_inputs import gaussian_input_covariance
 from spectral_lab.models import build_model
 from spectral_lab.models._layers import RunConv
 from spectral_lab.models.conv import ConvNet
