@@ -169,7 +169,7 @@ def peers_process(b, threads: int | None) -> Table:
     """Whole processes, interleaved: `spectral-lab record` with the notebook's settings ÷ the notebook loop."""
     from PIL import Image
 
-    from bench_startup import _timed
+    from bench_startup import interleaved_processes
 
     iterations = 40 if b.quick else 150
     rounds = 3 if b.quick else 5
@@ -192,15 +192,7 @@ def peers_process(b, threads: int | None) -> Table:
                            "--reg-noise-std", str(1 / 30), "--input-dist", "uniform", "--input-scale", "0.1",
                            "--iterations", str(iterations), "--runs", "1", "--quiet", "--overwrite",
                            "--out", str(Path(tmp) / "lab.h5")]}
-        for cmd in cmds.values():  # warm the page cache and check both run
-            _timed(cmd, env)
-        wall: dict[str, list[float]] = {k: [] for k in cmds}
-        cpu: dict[str, list[float]] = {k: [] for k in cmds}
-        for i in range(rounds):
-            for k in (list(cmds) if i % 2 == 0 else list(cmds)[::-1]):
-                w, c = _timed(cmds[k], env)
-                wall[k].append(w)
-                cpu[k].append(c)
+        wall, cpu = interleaved_processes(cmds, env, rounds)
     rw = [a / b_ for a, b_ in zip(wall["record"], wall["notebook"])]
     rc = [a / b_ for a, b_ in zip(cpu["record"], cpu["notebook"])]
     t.add("notebook program", fmt_s(statistics.median(wall["notebook"])), fmt_s(statistics.median(cpu["notebook"])),

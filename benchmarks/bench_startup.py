@@ -29,6 +29,22 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def interleaved_processes(cmds: dict[str, list[str]], env: dict, rounds: int
+                          ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU seconds of each command, ``rounds`` times, in an order that flips every
+    round, after one untimed run of each (the page cache; a command that fails stops here)."""
+    for cmd in cmds.values():
+        _timed(cmd, env)
+    wall: dict[str, list[float]] = {k: [] for k in cmds}
+    cpu: dict[str, list[float]] = {k: [] for k in cmds}
+    for i in range(rounds):
+        for k in (list(cmds) if i % 2 == 0 else list(cmds)[::-1]):
+            w, c = _timed(cmds[k], env)
+            wall[k].append(w)
+            cpu[k].append(c)
+    return wall, cpu
+
+
 def import_times(code: str, env: dict) -> tuple[int, dict[str, int]]:
     """``python -X importtime -c code``: the total import time (the sum of the outermost
     imports' cumulative times) and each imported module's own (self) time, in microseconds."""
@@ -69,15 +85,7 @@ def startup(b, threads: int | None) -> Table:
         cmds = {"import torch": [sys.executable, "-c", "import torch"],
                 "record --iterations 1": [str(exe), "record", "--iterations", "1", "--quiet", "--overwrite",
                                           "--out", str(Path(tmp) / "a.h5")]}
-        for cmd in cmds.values():  # warm the page cache
-            _timed(cmd, env)
-        wall: dict[str, list[float]] = {k: [] for k in cmds}
-        cpu: dict[str, list[float]] = {k: [] for k in cmds}
-        for i in range(rounds):
-            for k in (list(cmds) if i % 2 == 0 else list(cmds)[::-1]):
-                w, c = _timed(cmds[k], env)
-                wall[k].append(w)
-                cpu[k].append(c)
+        wall, cpu = interleaved_processes(cmds, env, rounds)
         for k in cmds:
             rw = [a / b_ for a, b_ in zip(wall[k], wall["import torch"])]
             rc = [a / b_ for a, b_ in zip(cpu[k], cpu["import torch"])]
