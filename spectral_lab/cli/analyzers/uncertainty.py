@@ -14,13 +14,16 @@ def _args(p) -> None:
     p.add_argument("--flat-fraction", type=float, default=0.5, help="share of the flattest pixels (default 0.5)")
 
 
-def _read(a):
+def _read(a, *, arrays: bool = False):
+    """The summary of run --run's posterior; with ``arrays``, also the images the map draws."""
     from ...analyze._io import open_reader
     from ...analyze.uncertainty import uncertainty_file
 
     with open_reader(a.file) as traj:
         check_run(a.run, traj.n_runs)
         res = uncertainty_file(traj, run=a.run, edge_fraction=a.edge_fraction, flat_fraction=a.flat_fraction)
+        if not arrays:
+            return res
         mean, var, _ = traj.posterior(a.run)
         return res, traj.target, traj.observed, mean, var
 
@@ -30,7 +33,7 @@ def plot_uncertainty(a) -> int:
 
     from ...plot.bayes import uncertainty_figure
 
-    res, clean, observed, mean, var = _read(a)
+    res, clean, observed, mean, var = _read(a, arrays=True)
     std = np.sqrt(np.asarray(var, dtype=np.float64).mean(axis=0))
     error = np.sqrt(((np.asarray(mean, dtype=np.float64) - clean) ** 2).mean(axis=0))
     display = observed if observed.shape == clean.shape else clean
@@ -43,7 +46,7 @@ def plot_uncertainty(a) -> int:
 def analyze_uncertainty(a) -> int:
     from ...analyze._io import json_safe
 
-    res = _read(a)[0]
+    res = _read(a)
     if a.json:
         dump(json_safe({"file": str(a.file), "run": a.run, **res}))
         return 0
