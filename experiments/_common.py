@@ -352,7 +352,8 @@ class Setting:
     variance of the outputs are kept (None: none, or the sampler's default);
     ``checkpoint_seconds``: how often the fit state is checkpointed (60 s by default; a net too
     big for its checkpoints to be worth their disk sets it above its run time: then only an
-    interrupt writes one, and a killed file is recorded again).
+    interrupt writes one, and a killed file is recorded again); ``precision``: 'fp32', or 'bf16'
+    for the forward pass under bfloat16 autocast (experiments/results/precision.md).
     """
 
     label: str
@@ -368,6 +369,7 @@ class Setting:
     every: int = 1
     burn_in: int | None = None
     checkpoint_seconds: float = 60.0
+    precision: str = "fp32"
 
     def describe(self) -> str:
         """``model(options), Adam lr=…[, reg_noise_std=…], N iterations[, burn-in B][, every K]``."""
@@ -382,7 +384,8 @@ class Setting:
             opt += "(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                                    for k, v in self.optimizer_options.items()) + ")"
         extra = (f", burn-in {self.burn_in}" if self.burn_in is not None else "") + \
-            (f", every {self.every}th frame stored" if self.every > 1 else "")
+            (f", every {self.every}th frame stored" if self.every > 1 else "") + \
+            (f", {self.precision}" if self.precision != "fp32" else "")
         return f"{opt} lr={self.lr:g}{reg}, {self.iterations} iterations{extra}"
 
 
@@ -419,7 +422,8 @@ def run_config(setting: Setting, signal: SignalConfig, *, runs: int, seed: int =
         fit=FitConfig(iterations=setting.iterations, lr=setting.lr, optimizer=setting.optimizer,
                       optimizer_options=dict(setting.optimizer_options), reg_noise_std=setting.reg_noise_std,
                       input_dist=setting.input_dist, input_scale=setting.input_scale, runs=runs, seed=seed,
-                      vary=vary, device=device, input_image=None if input_image is None else str(input_image)),
+                      vary=vary, device=device, input_image=None if input_image is None else str(input_image),
+                      precision=setting.precision),
         record=RecordConfig(dtype="float32", compression="none", flush_seconds=5.0,
                             checkpoint_seconds=setting.checkpoint_seconds, every=setting.every,
                             burn_in=setting.burn_in),

@@ -65,14 +65,16 @@ class Config(DenoiseExperiment):
 
 
 def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations: int, *,
-            wide_linear_checkpoint_seconds: float = 60.0) -> tuple[Setting, ...]:
+            wide_linear_checkpoint_seconds: float = 60.0, relunet_precision: str = "fp32") -> tuple[Setting, ...]:
     """The four models of Table 1: ``dip`` as given, DIP-Linear of width 128 and 2048 (five fully
     connected layers, Adam 1e-4) and the ReLUNet (10 x 256, Adam 1e-3) with these budgets;
-    ``wide_linear_checkpoint_seconds``: Linear-2048's checkpoint interval."""
+    ``wide_linear_checkpoint_seconds``: Linear-2048's checkpoint interval; ``relunet_precision``:
+    the ReLUNet's 'fp32' or 'bf16' (autocast)."""
     return (dip, *(Setting(f"linear-{w}", "linear", {"depth": 5, "width": w, "in_channels": 1}, iterations=its,
                            lr=1e-4, checkpoint_seconds=wide_linear_checkpoint_seconds if w == 2048 else 60.0)
                    for w, its in zip((128, 2048), linear_iterations)),
-            Setting("relunet", "relunet", {"depth": 10, "width": 256}, iterations=relunet_iterations, lr=1e-3))
+            Setting("relunet", "relunet", {"depth": 10, "width": 256}, iterations=relunet_iterations, lr=1e-3,
+                    precision=relunet_precision))
 
 
 # `in_channels=1` for DIP-Linear: its first layer maps the flattened z (in_channels·H·W values)
@@ -82,6 +84,8 @@ def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations
 # (2048) is below H·W either way, the layer reaches the same outputs W1ᵀz.
 # Linear-2048's checkpoint interval at 128² (longer than its run: it checkpoints only when interrupted)
 WIDE_CHECKPOINT_SECONDS = 6 * 3600.0
+# The ReLUNet's full-batch steps in the night preset: what fits the 10 h on 2 workers beside the others
+RELUNET_NIGHT_STEPS = 3000
 PRESETS = presets(
     # The paper's ReLUNet ran to 50 000 iterations (appendix D) on mini-batches of 2048
     # pixels; here every step is full-batch (all pixels), so 50 000 steps cost ~8x more.
@@ -92,15 +96,19 @@ PRESETS = presets(
     hour=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 128, "up": 128}, iterations=600),
                                               (300, 150), 2000)),
     # One night on these 2 cores (2 workers, 1 thread each) for the nine images: the paper's 128×128 (×4) and
-    # networks, 3 seeds, budgets cut to what a night holds: the DIP to 1500 steps, the ReLUNet to 800 full-batch
-    # steps (the paper: 50 000 mini-batch steps of 2048 pixels; a full-batch step at 128² costs ~8× one). Every
-    # frame stored: with the DIP's input perturbation its PSNR jumps from frame to frame, and even every 2nd frame
-    # moved the best PSNR by 0.10 dB (experiments/results/precision.md, "Frame stride").
+    # networks, 3 seeds, per-model budgets from measured peaks at 128² (Lena, seed 0; results/denoise.md):
+    # the DIP peaks at iteration 598 (budget 1200); the ReLUNet, full-batch (the paper: 50 000 mini-batch
+    # steps of 2048 pixels), was still rising at 4000 steps in fp32 and in bf16. In fp32 a night holds
+    # ~1400 of its steps, so it runs under bf16 autocast (0.38x the fp32 step here), which reaches in
+    # RELUNET_NIGHT_STEPS what fp32 reaches ~500 steps earlier. Every frame stored: with the DIP's input
+    # perturbation, and with the ReLUNet's Adam spikes, every 2nd frame already moved the best PSNR by
+    # 0.10-0.14 dB (results/precision.md, "Frame stride"; results/denoise.md).
     # Linear-2048 at 128²: its two checkpoint slots would hold 2 × 5.3 GB (147 M parameters × 3 runs with
     # Adam's two moments) against 0.18 GB of frames, 9 files 120 GB of a 70 GB disk; it is recorded in ~10 min,
     # so it checkpoints only when interrupted (a file killed with SIGKILL is recorded again).
-    night=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=1500), (1000, 300), 800,
-                                              wide_linear_checkpoint_seconds=WIDE_CHECKPOINT_SECONDS)),
+    night=Config(downsample=4, models=_models(dip_setting("dip", {}, iterations=1200), (1000, 300), RELUNET_NIGHT_STEPS,
+                                              wide_linear_checkpoint_seconds=WIDE_CHECKPOINT_SECONDS,
+                                              relunet_precision="bf16")),
     # A few minutes on 2 cores for one image: 32×32, a narrow DIP; the paper's ReLUNet (width 256), which
     # at 32×32 peaks within 600–1200 steps on the nine images (`hour`) and at ~1200–1500 on the photograph.
     quick=Config(downsample=16, models=_models(dip_setting("dip", {"levels": 3, "down": 32, "up": 32}, iterations=400),

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .allocator import reuse_freed_memory
 from .config import RunConfig, run_seeds, validate
 from .errors import ConfigError
 from .fit import Callback, FitResult, FitState, fit, make_fit_state
@@ -22,7 +23,7 @@ from .problem import Problem, make_problem, model_kwargs
 from .resources import ResourceError, check_memory, estimate_memory, forward_with_activation_bytes, scale_estimate
 from .trajectory import TrajectoryRecorder, chunk_frames, create_trajectory, prepare_resume
 
-__all__ = ["Problem", "make_problem", "select_device", "prepare_fit", "record", "resume", "ProgressBar"]
+__all__ = ["Problem", "make_problem", "select_device", "prepare_fit", "fit_options", "record", "resume", "ProgressBar"]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -59,7 +60,10 @@ def fit_context(cfg: RunConfig, problem: Problem) -> dict:
 
 def prepare_fit(cfg: RunConfig, problem: Problem, device: torch.device | None = None
                 ) -> tuple[FitState, torch.Tensor, torch.Tensor]:
-    """Network, optimiser state, input z ``(R, C_in, *spatial)`` and observation y on ``device``."""
+    """Network, optimiser state, input z ``(R, C_in, *spatial)`` and observation y on ``device``.
+
+    Sets up glibc's malloc to reuse the fit's large buffers (`spectral_lab.allocator`)."""
+    reuse_freed_memory()
     device = device or select_device(cfg.fit.device)
     seeds = run_seeds(cfg.fit)
 
@@ -200,6 +204,14 @@ def _check_initial_loss(state: FitState, z: torch.Tensor, y: torch.Tensor, op, l
                           f"(max |y| = {peak:.3g}); lower the amplitudes, the noise sigma or the input scale")
 
 
+def fit_options(cfg: RunConfig, problem: Problem, loss) -> dict:
+    """The keyword arguments of `spectral_lab.fit.fit` that ``cfg`` sets: the task's operator and
+    data term, the input perturbation, precision and compilation (what a recording and the
+    estimate's probe both fit with)."""
+    return {"op": problem.operator, "loss": loss, "reg_noise_std": cfg.fit.reg_noise_std,
+            "precision": cfg.fit.precision, "compile": cfg.fit.compile}
+
+
 def _run(cfg, problem, loss, state, z, y, f, frames, iteration, extra, progress, should_stop, callbacks) -> FitResult:
     try:
         r = cfg.record
@@ -211,9 +223,8 @@ def _run(cfg, problem, loss, state, z, y, f, frames, iteration, extra, progress,
         raise
     bar = ProgressBar(cfg.fit.iterations + 1, desc=f"{cfg.model.name} x{cfg.fit.runs}", disable=not progress)
     try:
-        return fit(state, z, y, iterations=cfg.fit.iterations, op=problem.operator, loss=loss,
-                   reg_noise_std=cfg.fit.reg_noise_std, callbacks=[recorder, bar, *callbacks], should_stop=should_stop,
-                   precision=cfg.fit.precision, compile=cfg.fit.compile)
+        return fit(state, z, y, iterations=cfg.fit.iterations, callbacks=[recorder, bar, *callbacks],
+                   should_stop=should_stop, **fit_options(cfg, problem, loss))
     except MemoryError:
         raise _out_of_memory(recorder.path, state) from None
     except RuntimeError as exc:  # torch's allocators: "out of memory", "can't allocate memory"

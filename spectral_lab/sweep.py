@@ -301,7 +301,7 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     parameters and Adam's two moments of all runs, float32)."""
     from .fit import fit
     from .losses import make_loss
-    from .runner import make_problem, prepare_fit, select_device
+    from .runner import fit_options, make_problem, prepare_fit, select_device
 
     cfg = validate(cfg)  # the task's defaults (its data term), as `runner.record` resolves them
     problem = make_problem(cfg)
@@ -310,8 +310,7 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     # through the task's operator and data term, as `runner.record` fits (super-resolution's
     # observation is smaller than the output: no operator, no fit)
     loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
-    fit(state, z, y, iterations=steps + 1, op=problem.operator, loss=loss, reg_noise_std=cfg.fit.reg_noise_std,
-        callbacks=[timer])
+    fit(state, z, y, iterations=steps + 1, callbacks=[timer], **fit_options(cfg, problem, loss))
     # frames 1 .. steps+1 follow steps 0 .. steps; the first (warm-up) interval is left out
     per_step = (timer.times[-1] - timer.times[1]) / steps
     n_params = sum(p.numel() for p in state.net.parameters())

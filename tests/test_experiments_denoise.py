@@ -121,6 +121,14 @@ def test_every_preset_budgets_each_model_itself():
         assert len({m.iterations for m in preset.models}) > 1
 
 
+def test_the_night_preset_runs_its_relunet_in_bf16_and_the_rest_in_fp32(tmp_path):
+    night = replace(arch.NIGHT, out_dir=tmp_path)
+    precisions = {j.label: j.config.fit.precision for j in arch.jobs(night)}
+    assert precisions == {"dip": "fp32", "linear-128": "fp32", "linear-2048": "fp32", "relunet": "bf16"}
+    assert night.models[-1].describe().endswith(", bf16") and "bf16" not in night.models[0].describe()
+    assert {j.config.fit.precision for j in arch.jobs(replace(arch.QUICK, out_dir=tmp_path))} == {"fp32"}
+
+
 def test_stopping_rules_refuses_an_odd_number_of_seeds(tmp_path):
     with pytest.raises(ValueError, match="even"):
         stopping_rules.main(replace(stopping_rules.QUICK, seeds=3, out_dir=tmp_path))

@@ -152,6 +152,24 @@ def test_the_estimate_counts_only_the_checkpoint_slots_a_run_will_fill(job):
     assert est_every.bytes == [frames_bytes + 2 * 3 * 4 * 2 * PARAMS]
 
 
+def test_the_probe_fits_as_the_recording_does(job, monkeypatch):
+    """The estimate's probe times the loop the file will run: bf16 autocast, the input
+    perturbation and compilation as configured (an earlier probe timed fp32 for a bf16 file)."""
+    import spectral_lab.fit as fit_module
+    from spectral_lab.sweep import probe_seconds_per_iteration
+
+    seen, real_fit = [], fit_module.fit
+
+    def spy(*args, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("precision", "compile", "reg_noise_std")})
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "fit", spy)
+    cfg = replace(job.config, fit=replace(job.config.fit, precision="bf16", reg_noise_std=0.01))
+    per_step, _ = probe_seconds_per_iteration(cfg)
+    assert per_step > 0 and seen == [{"precision": "bf16", "compile": False, "reg_noise_std": 0.01}]
+
+
 def test_a_file_to_reuse_costs_nothing_in_the_estimate(job):
     record_job(job)
     est = estimate_jobs([job])

@@ -1,0 +1,53 @@
+"""Keep freed CPU memory for reuse instead of giving it back to the kernel at every step.
+
+glibc's ``malloc`` serves a request above its mmap threshold (at most 32 MiB) with a fresh
+``mmap`` and returns it with ``munmap`` when freed. A fit allocates the same large buffers at
+every step (the ReLUNet's activations at 128², ``(R, 16384, 256)`` float32 = 50 MB for
+R = 3; Linear-2048's gradients, 1.8 GB), so every step maps them again and the kernel zeroes
+every page on first touch: measured here, 0.72 s of a 2.19 s ReLUNet step (R = 3, 128²) and
+1.45 s of a 2.46 s Linear-2048 step were page faults (benchmarks/README.md, "Allocator").
+`reuse_freed_memory` tells glibc to serve every request from its heap (``M_MMAP_MAX`` = 0)
+and to keep freed memory (``M_TRIM_THRESHOLD`` 1 GiB), so the buffers of step n are those of
+step n+1. The process then keeps its peak memory until it exits, which a fit does anyway.
+
+It is called by `spectral_lab.runner.prepare_fit` (every record, resume and estimate probe).
+Nothing happens where the C library is not glibc (macOS, Windows, musl) or where the
+environment sets ``SPECTRAL_LAB_MALLOC=system``. GPU memory is PyTorch's own caching
+allocator and is not touched.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import sys
+
+__all__ = ["reuse_freed_memory", "ENV"]
+
+ENV = "SPECTRAL_LAB_MALLOC"  # 'system' leaves glibc's defaults alone
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc <malloc.h>
+_TRIM_BYTES = 1 << 30
+
+_state: dict[str, bool] = {}
+
+
+def reuse_freed_memory() -> bool:
+    """Configure glibc's malloc once per process as the module says; True when it applies."""
+    if "applied" in _state:
+        return _state["applied"]
+    _state["applied"] = applied = _configure()
+    return applied
+
+
+def _configure() -> bool:
+    if os.environ.get(ENV, "").strip().lower() == "system" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    # mallopt returns 1 on success; the order matters: no mmap first, then keep what is freed
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_BYTES))
