@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
+import bench_allocator  # noqa: E402
 import bench_files  # noqa: E402
 import bench_kernel  # noqa: E402
 import bench_peers  # noqa: E402
@@ -35,7 +36,7 @@ import _nets as N  # noqa: E402
 from _harness import load_average, machine_info, mm_peak_gflops  # noqa: E402
 
 SECTIONS = ("threads", "recording", "batching", "floor", "limit", "precision", "peers", "startup", "cli", "analyzers",
-            "storage", "sweep", "catalogue", "kernel")
+            "storage", "sweep", "catalogue", "kernel", "allocator")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_sweep.catalogue(a.quick)
     if "kernel" in sections:
         bench_kernel.kernel(a.quick)
+    if "allocator" in sections:
+        bench_allocator.allocator(a.quick, threads)
     print(f"\ntotal {time.perf_counter() - started:.0f} s; load average at end {load_average()}")
     return 0
 

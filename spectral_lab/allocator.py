@@ -8,7 +8,10 @@ every page on first touch: measured here, 0.72 s of a 2.19 s ReLUNet step (R = 3
 1.45 s of a 2.46 s Linear-2048 step were page faults (benchmarks/README.md, "Allocator").
 `reuse_freed_memory` tells glibc to serve every request from its heap (``M_MMAP_MAX`` = 0)
 and to keep freed memory (``M_TRIM_THRESHOLD`` 1 GiB), so the buffers of step n are those of
-step n+1. The process then keeps its peak memory until it exits, which a fit does anyway.
+step n+1. The process then keeps its peak memory until it exits, which a fit does anyway, and
+the heap holds a few copies of the largest buffers: the ReLUNet's peak RSS was 1.9 GB instead
+of 0.8 GB, Linear-2048's (64², R = 3) 2.7 GB instead of 2.4 GB (`python benchmarks/run.py
+--only allocator`).
 
 It is called by `spectral_lab.runner.prepare_fit` (every record, resume and estimate probe).
 Nothing happens where the C library is not glibc (macOS, Windows, musl) or where the
