@@ -84,8 +84,8 @@ def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations
 # (2048) is below H·W either way, the layer reaches the same outputs W1ᵀz.
 # Linear-2048's checkpoint interval at 128² (longer than its run: it checkpoints only when interrupted)
 WIDE_CHECKPOINT_SECONDS = 6 * 3600.0
-# The ReLUNet's full-batch steps in the night preset: what fits the 10 h on 2 workers beside the others
-RELUNET_NIGHT_STEPS = 3000
+# The ReLUNet's full-batch bf16 steps in the night preset (its peak on Lena at 128²: step 5087)
+RELUNET_NIGHT_STEPS = 6000
 PRESETS = presets(
     # The paper's ReLUNet ran to 50 000 iterations (appendix D) on mini-batches of 2048
     # pixels; here every step is full-batch (all pixels), so 50 000 steps cost ~8x more.
@@ -97,12 +97,12 @@ PRESETS = presets(
                                               (300, 150), 2000)),
     # One night on these 2 cores (2 workers, 1 thread each) for the nine images: the paper's 128×128 (×4) and
     # networks, 3 seeds, per-model budgets from measured peaks at 128² (Lena, seed 0; results/denoise.md):
-    # the DIP peaks at iteration 598 (budget 1200); the ReLUNet, full-batch (the paper: 50 000 mini-batch
-    # steps of 2048 pixels), was still rising at 4000 steps in fp32 and in bf16. In fp32 a night holds
-    # ~1400 of its steps, so it runs under bf16 autocast (0.38x the fp32 step here), which reaches in
-    # RELUNET_NIGHT_STEPS what fp32 reaches ~500 steps earlier. Every frame stored: with the DIP's input
-    # perturbation, and with the ReLUNet's Adam spikes, every 2nd frame already moved the best PSNR by
-    # 0.10-0.14 dB (results/precision.md, "Frame stride"; results/denoise.md).
+    # the DIP peaks at iteration 598 (budget 1200). The ReLUNet, full-batch (the paper: 50 000 mini-batch steps
+    # of 2048 pixels), was still rising at 4000 steps in fp32 (28.09 dB at 3681), which would cost ~3 h per
+    # image for 3 seeds; under bf16 autocast a step costs 0.27x the fp32 one here and it peaks at 5087 (27.96
+    # dB): budget 6000 in bf16. Every frame stored: with the DIP's input perturbation, and with the ReLUNet's
+    # Adam spikes in bf16, every 2nd frame already moved the best PSNR by 0.10-0.12 dB (results/precision.md,
+    # "Frame stride"; results/denoise.md).
     # Linear-2048 at 128²: its two checkpoint slots would hold 2 × 5.3 GB (147 M parameters × 3 runs with
     # Adam's two moments) against 0.18 GB of frames, 9 files 120 GB of a 70 GB disk; it is recorded in ~10 min,
     # so it checkpoints only when interrupted (a file killed with SIGKILL is recorded again).

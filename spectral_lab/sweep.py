@@ -295,9 +295,14 @@ class _StepTimer(Callback):
         self.times.append(time.perf_counter())
 
 
+#: untimed steps before the probe's timed ones: the first steps of a big net fault in the pages of
+#: the heap its buffers settle into (`spectral_lab.allocator`); from the third on a step is steady
+PROBE_WARMUP_STEPS = 2
+
+
 def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, int]:
-    """Time ``steps`` optimisation steps of ``cfg`` (after one warm-up step) through the same
-    fit loop, without recording. Returns (seconds per iteration for all runs, checkpoint bytes:
+    """Time ``steps`` optimisation steps of ``cfg`` (after `PROBE_WARMUP_STEPS` untimed ones)
+    through the same fit loop, without recording. Returns (seconds per iteration for all runs, checkpoint bytes:
     parameters and Adam's two moments of all runs, float32)."""
     from .fit import fit
     from .losses import make_loss
@@ -310,9 +315,9 @@ def probe_seconds_per_iteration(cfg: RunConfig, steps: int = 3) -> tuple[float, 
     # through the task's operator and data term, as `runner.record` fits (super-resolution's
     # observation is smaller than the output: no operator, no fit)
     loss = make_loss(cfg.loss.name, cfg.loss.options, operator=problem.operator, iterations=cfg.fit.iterations)
-    fit(state, z, y, iterations=steps + 1, callbacks=[timer], **fit_options(cfg, problem, loss))
-    # frames 1 .. steps+1 follow steps 0 .. steps; the first (warm-up) interval is left out
-    per_step = (timer.times[-1] - timer.times[1]) / steps
+    fit(state, z, y, iterations=steps + PROBE_WARMUP_STEPS, callbacks=[timer], **fit_options(cfg, problem, loss))
+    # frame i follows step i - 1; the warm-up steps' intervals are left out
+    per_step = (timer.times[-1] - timer.times[PROBE_WARMUP_STEPS]) / steps
     n_params = sum(p.numel() for p in state.net.parameters())
     return per_step, 3 * 4 * n_params
 
