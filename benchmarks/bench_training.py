@@ -185,7 +185,8 @@ def batching(b: Budget, cases: list[N.Case], per_iteration: dict) -> Table:
     t = Table(f"Batching: R = {BATCH_R} runs together ÷ {BATCH_R} runs one after another (one process)",
               ["case", "variant", "time / iteration (10 runs)", "÷ sequential, wall [range]", "÷ sequential, CPU",
                "goal"])
-    goals = {"conv w64": 0.4, "linear w256": 0.4, "dip 64² ch32": 0.4, "conv w256": 1.0, "dip 64² ch128": 1.0}
+    # issue 20: <= 0.5 for the linear net and conv w64; the small dip keeps the first loop's 0.4
+    goals = {"conv w64": 0.5, "linear w256": 0.5, "dip 64² ch32": 0.4, "conv w256": 1.0, "dip 64² ch128": 1.0}
     for case in cases:
         v = _variants(case, b.quick)
         one = N.package_fit(case, 1)
@@ -200,7 +201,8 @@ def batching(b: Budget, cases: list[N.Case], per_iteration: dict) -> Table:
                   "1" if k == SEQ else f"{s.ratio(k, SEQ, clock='cpu')[0]:.2f}", goal)
         per_iteration[(case.label, 1)] = s.median(SEQ) / BATCH_R
         per_iteration[(case.label, BATCH_R)] = s.median(GROUPED)
-    t.note("goal (package rows): ≤ 0.4 for the overhead-bound small nets (conv w64, linear, small dip), "
+    t.note("goal (package rows): ≤ 0.5 for the overhead-bound linear net and conv w64 (issue 20), ≤ 0.4 for the "
+           "small dip (the first loop's), "
            "≤ 1.0 for the compute-bound ones (conv w256, dip ch128). The package uses fused Adam, zero "
            "padding inside the conv call and channels_last dip activations (see README)")
     return t

@@ -455,7 +455,7 @@ def run(cfg: Experiment, jobs: Callable[[Any], Sequence[Job]], report: Callable[
     if cfg.estimate_only:
         return {"estimate": est}
     with open_executor("inline" if inline else "local", workers=cfg.workers, threads=settings.threads) as ex:
-        result = run_sweep(todo, ex, settings=settings, log=log)
+        result = run_sweep(todo, ex, settings=settings, log=log, cost=est.seconds)
     result.raise_for_failures()
     return report(cfg, result.recorded)
 

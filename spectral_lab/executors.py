@@ -401,9 +401,14 @@ def _describe(outcome) -> str:
 
 
 def run_sweep(jobs: Sequence, executor: Executor | None = None, *, settings: WorkerSettings = WorkerSettings(),
-              progress: bool = True, log: Callable[[str], None] = print) -> SweepResult:
+              progress: bool = True, log: Callable[[str], None] = print,
+              cost: Sequence[float] | None = None) -> SweepResult:
     """Bring every job's file to a complete recording of its configuration on ``executor``
     (default `InlineExecutor`).
+
+    ``cost`` (one number per job, e.g. the estimate's seconds): points are submitted most
+    costly first, so that on several workers the longest one does not start last
+    (`spectral_lab.sweep.wall_seconds`); the result lists them in the order of ``jobs``.
 
     Complete files are reused here, without submitting anything; every other job is one
     ``executor.submit(run_point, job, settings)``. Failures are gathered per point. On Ctrl-C
@@ -458,7 +463,11 @@ def run_sweep(jobs: Sequence, executor: Executor | None = None, *, settings: Wor
         for i, job in enumerate(jobs):
             if action_of(inspect_file(job.path, job.config)) == "reuse":
                 note(i, record_job(job))
-        for i, job in enumerate(jobs):
+        if cost is not None and len(cost) != len(jobs):
+            raise ConfigError(f"cost: {len(cost)} numbers for {len(jobs)} points")
+        order = range(len(jobs)) if cost is None else sorted(range(len(jobs)), key=lambda i: -cost[i])
+        for i in order:
+            job = jobs[i]
             if outcomes[i] is not None:
                 continue
             if stopping.is_set():

@@ -36,7 +36,7 @@ from .errors import DivergedError, SpectralLabError
 from .fit import Callback, FitState
 
 __all__ = ["Job", "FileState", "Recorded", "Estimate", "inspect_file", "action_of", "locate", "record_job", "record_jobs", "describe",
-           "network_info", "probe_seconds_per_iteration", "estimate_jobs", "estimate_table", "check_storage",
+           "network_info", "probe_seconds_per_iteration", "wall_seconds", "estimate_jobs", "estimate_table", "check_storage",
            "plan", "markdown_table", "fmt_seconds", "fmt_bytes"]
 
 Action = Literal["reuse", "resume", "record"]
@@ -387,6 +387,16 @@ def check_storage(est: Estimate) -> None:
             "or record fewer seeds")
 
 
+def wall_seconds(seconds: Sequence[float], workers: int) -> float:
+    """When the last of these jobs ends if ``workers`` take them most costly first, each the
+    next one when it is free (what `spectral_lab.executors.run_sweep` does given their cost)."""
+    free = [0.0] * max(1, workers)
+    for s in sorted(seconds, reverse=True):
+        i = free.index(min(free))
+        free[i] += s
+    return max(free)
+
+
 def plan(jobs: Sequence[Job], *, estimate_only: bool = False, log: Callable[[str], None] = print,
          staging: str | Path | None = None, workers: int = 1) -> Estimate:
     """Print the probe estimate of the jobs (and, for ``workers`` > 1, the wall time if they
@@ -394,8 +404,8 @@ def plan(jobs: Sequence[Job], *, estimate_only: bool = False, log: Callable[[str
     log(f"estimating the cost of {len(jobs)} recording(s) (a few timed steps of each distinct setting) ...")
     est = estimate_jobs(jobs, staging=staging)
     log(estimate_table(jobs, est))
-    spread = "" if workers <= 1 else (f" (about {fmt_seconds(est.total_seconds / min(workers, len(jobs)))} "
-                                      f"of wall time on {workers} workers, if each has a core of its own)")
+    spread = "" if workers <= 1 else (f" (about {fmt_seconds(wall_seconds(est.seconds, workers))} of wall time on "
+                                      f"{workers} workers, longest first, if each has a core of its own)")
     log(f"estimated total: {fmt_seconds(est.total_seconds)} of fitting at the probed speed{spread}, "
         f"{fmt_bytes(est.total_bytes)} of trajectories ({fmt_bytes(est.free_bytes)} free)")
     if not estimate_only:

@@ -267,3 +267,30 @@ def test_a_point_the_executor_refuses_is_a_failure_not_a_crash(tiny_config, tmp_
     result = run_sweep(jobs, _Broken(), progress=False, log=lambda m: None)
     assert [f.kind for f in result.failures] == ["lost", "lost"]
     assert "could not submit it: RuntimeError: sbatch: error: invalid partition" in result.failures[0].message
+
+
+def test_points_are_submitted_most_costly_first_and_listed_in_their_own_order(sequential, tmp_path):
+    tiny, _ = sequential
+    jobs = spec_jobs(grid_spec(tiny), tmp_path)[:4]
+    submitted = []
+
+    class Spy(InlineExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(args[0].path.name)
+            return super().submit(fn, *args, **kwargs)
+
+    result = run_sweep(jobs, Spy(), progress=False, log=lambda m: None, cost=[1.0, 5.0, 2.0, 5.0])
+    names = [j.path.name for j in jobs]
+    assert submitted == [names[1], names[3], names[2], names[0]]  # ties keep their order
+    assert [r.job.path.name for r in result.recorded] == names
+    with pytest.raises(Exception, match="3 numbers for 4 points"):
+        run_sweep(jobs, Spy(), progress=False, log=lambda m: None, cost=[1.0, 2.0, 3.0])
+
+
+def test_the_wall_time_of_longest_first_on_workers():
+    from spectral_lab.sweep import wall_seconds
+
+    assert wall_seconds([9.0, 5.0, 2.0, 0.2], 2) == 9.0  # the longest job bounds it: not 16.2 / 2
+    assert wall_seconds([3.0, 3.0, 2.0, 2.0, 2.0], 2) == 7.0
+    assert wall_seconds([1.0, 2.0, 3.0], 1) == 6.0 and wall_seconds([], 4) == 0.0
+    assert wall_seconds([4.0, 4.0], 8) == 4.0

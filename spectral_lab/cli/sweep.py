@@ -81,7 +81,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(threads)  # the estimate's probe runs here, as one worker would
-    plan(jobs, estimate_only=a.estimate_only, staging=staging, workers=workers)
+    est = plan(jobs, estimate_only=a.estimate_only, staging=staging, workers=workers)
     if a.estimate_only:
         return 0
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +93,7 @@ def cmd_sweep(a: argparse.Namespace) -> int:
     try:
         with open_executor(a.executor, workers=workers, threads=threads, scheduler=a.scheduler,
                            folder=out_dir / ".submitit", options=dict(a.executor_opt or [])) as ex:
-            result = run_sweep(jobs, ex, settings=settings, progress=not a.quiet)
+            result = run_sweep(jobs, ex, settings=settings, progress=not a.quiet, cost=est.seconds)
     except KeyboardInterrupt:
         print(f"spectral-lab: sweep interrupted; unfinished points are resumable: {command}", file=sys.stderr)
         return EXIT_INTERRUPTED
