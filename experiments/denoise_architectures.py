@@ -84,8 +84,8 @@ def _models(dip: Setting, linear_iterations: tuple[int, int], relunet_iterations
 # (2048) is below H·W either way, the layer reaches the same outputs W1ᵀz.
 # Linear-2048's checkpoint interval at 128² (longer than its run: it checkpoints only when interrupted)
 WIDE_CHECKPOINT_SECONDS = 6 * 3600.0
-# The ReLUNet's full-batch bf16 steps in the night preset (its peak on Lena at 128²: step 5087)
-RELUNET_NIGHT_STEPS = 6000
+# The ReLUNet's full-batch bf16 steps in the night preset (its peaks at ×4, seed 0: Lena 5087, kodim01 6216)
+RELUNET_NIGHT_STEPS = 7000
 PRESETS = presets(
     # The paper's ReLUNet ran to 50 000 iterations (appendix D) on mini-batches of 2048
     # pixels; here every step is full-batch (all pixels), so 50 000 steps cost ~8x more.
@@ -97,10 +97,10 @@ PRESETS = presets(
                                               (300, 150), 2000)),
     # One night on these 2 cores (2 workers, 1 thread each) for the nine images: the paper's 128×128 (×4) and
     # networks, 3 seeds, per-model budgets from measured peaks at 128² (Lena, seed 0; results/denoise.md):
-    # the DIP peaks at iteration 598 (budget 1200). The ReLUNet, full-batch (the paper: 50 000 mini-batch steps
+    # the DIP peaks at iteration 598 (kodim01: 734; budget 1200). The ReLUNet, full-batch (the paper: 50 000 mini-batch steps
     # of 2048 pixels), was still rising at 4000 steps in fp32 (28.09 dB at 3681), which would cost ~3 h per
-    # image for 3 seeds; under bf16 autocast a step costs 0.27x the fp32 one here and it peaks at 5087 (27.96
-    # dB): budget 6000 in bf16. Every frame stored: with the DIP's input perturbation, and with the ReLUNet's
+    # image for 3 seeds; under bf16 autocast a step costs 0.27x the fp32 one here and it peaks at 5087 on Lena
+    # (27.96 dB), at 6216 on kodim01 (128×192): budget 7000 in bf16. Every frame stored: with the DIP's input perturbation, and with the ReLUNet's
     # Adam spikes in bf16, every 2nd frame already moved the best PSNR by 0.10-0.12 dB (results/precision.md,
     # "Frame stride"; results/denoise.md).
     # Linear-2048 at 128²: its two checkpoint slots would hold 2 × 5.3 GB (147 M parameters × 3 runs with
