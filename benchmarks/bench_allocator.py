@@ -25,7 +25,7 @@ CASES = (("relunet 10×256, 128², R = 3", "relunet", {}, (3, 128, 128), 3),
 
 
 def _sample(case: tuple, steps: int, mode: str, threads: int) -> dict:
-    env = {**os.environ, "SPECTRAL_LAB_MALLOC": "system" if mode == "system" else "", "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "SPECTRAL_LAB_MALLOC": "system" if mode == "system" else "keep", "OMP_NUM_THREADS": str(threads)}
     _, model, options, shape, runs = case
     p = subprocess.run([sys.executable, str(WORKER), model, json.dumps(options), json.dumps(shape), str(runs),
                         str(steps), str(threads)], env=env, capture_output=True, text=True, check=True)

@@ -15,7 +15,8 @@ of 0.8 GB, Linear-2048's (64², R = 3) 2.7 GB instead of 2.4 GB (`python benchma
 
 It is called by `spectral_lab.runner.prepare_fit` (every record, resume and estimate probe).
 Nothing happens where the C library is not glibc (macOS, Windows, musl) or where the
-environment sets ``SPECTRAL_LAB_MALLOC=system``. GPU memory is PyTorch's own caching
+environment sets ``SPECTRAL_LAB_MALLOC=system`` (``keep`` or unset: the default; any other
+value is refused in one line). GPU memory is PyTorch's own caching
 allocator and is not touched.
 """
 
@@ -23,28 +24,31 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
 
+from .errors import ConfigError
+
 __all__ = ["reuse_freed_memory", "ENV"]
 
-ENV = "SPECTRAL_LAB_MALLOC"  # 'system' leaves glibc's defaults alone
+ENV = "SPECTRAL_LAB_MALLOC"  # 'system' leaves glibc's defaults alone; 'keep' (or unset) applies them
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4  # glibc <malloc.h>
 _TRIM_BYTES = 1 << 30
 
-_state: dict[str, bool] = {}
-
 
 def reuse_freed_memory() -> bool:
-    """Configure glibc's malloc once per process as the module says; True when it applies."""
-    if "applied" in _state:
-        return _state["applied"]
-    _state["applied"] = applied = _configure()
-    return applied
+    """Configure glibc's malloc once per process as the module says; True when it applies.
+    Raises `ConfigError` for a ``SPECTRAL_LAB_MALLOC`` other than 'keep' or 'system'."""
+    mode = os.environ.get(ENV, "").strip().lower() or "keep"
+    if mode not in ("keep", "system"):
+        raise ConfigError(f"{ENV} must be 'keep' or 'system', got {os.environ[ENV]!r}")
+    return _configure() if mode == "keep" else False
 
 
+@functools.cache
 def _configure() -> bool:
-    if os.environ.get(ENV, "").strip().lower() == "system" or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -421,6 +421,8 @@ def run_sweep(jobs: Sequence, executor: Executor | None = None, *, settings: Wor
     from .sweep import action_of, inspect_file, record_job
 
     jobs = list(jobs)
+    if cost is not None and len(cost) != len(jobs):
+        raise ConfigError(f"cost: {len(cost)} numbers for {len(jobs)} points")
     seen: dict[Path, int] = {}
     for i, job in enumerate(jobs):
         key = Path(job.path).absolute()
@@ -463,8 +465,6 @@ def run_sweep(jobs: Sequence, executor: Executor | None = None, *, settings: Wor
         for i, job in enumerate(jobs):
             if action_of(inspect_file(job.path, job.config)) == "reuse":
                 note(i, record_job(job))
-        if cost is not None and len(cost) != len(jobs):
-            raise ConfigError(f"cost: {len(cost)} numbers for {len(jobs)} points")
         order = range(len(jobs)) if cost is None else sorted(range(len(jobs)), key=lambda i: -cost[i])
         for i in order:
             job = jobs[i]

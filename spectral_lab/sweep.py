@@ -399,8 +399,8 @@ def wall_seconds(seconds: Sequence[float], workers: int) -> float:
 
 def plan(jobs: Sequence[Job], *, estimate_only: bool = False, log: Callable[[str], None] = print,
          staging: str | Path | None = None, workers: int = 1) -> Estimate:
-    """Print the probe estimate of the jobs (and, for ``workers`` > 1, the wall time if they
-    share the work evenly); unless ``estimate_only``, refuse what the disk cannot hold."""
+    """Print the probe estimate of the jobs (and, for ``workers`` > 1, the wall time when they
+    take the points longest first, `wall_seconds`); unless ``estimate_only``, refuse what the disk cannot hold."""
     log(f"estimating the cost of {len(jobs)} recording(s) (a few timed steps of each distinct setting) ...")
     est = estimate_jobs(jobs, staging=staging)
     log(estimate_table(jobs, est))

@@ -65,3 +65,15 @@ def test_prepare_fit_applies_it_once(monkeypatch):
     runner.prepare_fit(cfg, runner.make_problem(cfg))
     assert calls == [1]
     assert allocator.reuse_freed_memory() is allocator.reuse_freed_memory()  # idempotent
+
+
+def test_an_unknown_setting_is_refused_in_one_line_before_any_file(tmp_path):
+    import os
+
+    out = tmp_path / "never.h5"
+    p = subprocess.run([sys.executable, "-m", "spectral_lab.cli", "record", "--iterations", "1", "--quiet",
+                        "--out", str(out)], capture_output=True, text=True,
+                       env={**os.environ, "SPECTRAL_LAB_MALLOC": "bogus"})
+    assert p.returncode != 0 and not out.exists() and not list(tmp_path.iterdir())
+    assert p.stderr.strip().splitlines() == ["spectral-lab: error: SPECTRAL_LAB_MALLOC must be 'keep' or 'system', "
+                                             "got 'bogus'"]

@@ -283,8 +283,10 @@ def test_points_are_submitted_most_costly_first_and_listed_in_their_own_order(se
     names = [j.path.name for j in jobs]
     assert submitted == [names[1], names[3], names[2], names[0]]  # ties keep their order
     assert [r.job.path.name for r in result.recorded] == names
+    submitted.clear()
     with pytest.raises(Exception, match="3 numbers for 4 points"):
         run_sweep(jobs, Spy(), progress=False, log=lambda m: None, cost=[1.0, 2.0, 3.0])
+    assert submitted == []  # refused before anything ran
 
 
 def test_the_wall_time_of_longest_first_on_workers():
