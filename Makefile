@@ -30,8 +30,9 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 # re-run; a recording goes to a hidden .part file first, so an interrupted one is not taken as done):
 # - the 1D spectral bias: the conv net fits sin(2π5t) about twice as early as sin(2π50t);
 # - DIP denoising rises, peaks and decays: a 32×32 photo, 1500 iterations (32-40 s with one
-#   thread on a quiet machine here), best PSNR 23.3 / 23.7 dB at iterations 296 / 279, 21.2 /
-#   21.35 dB at the end, observation 20.9 dB.
+#   thread on a quiet machine here), best PSNR 23.45 / 23.62 dB at iterations 341 / 262, 21.49 /
+#   21.32 dB at the end, observation 20.87 dB (an Intel Xeon, 2026-12-02; an AMD EPYC gave 23.3 /
+#   23.7 at 296 / 279: the CPUs round differently).
 # Every setting is spelled out, so the numbers do not move when a preset changes.
 SL := $(BIN)/spectral-lab
 DEMO_SINES := trajectories/demo-sines.h5
