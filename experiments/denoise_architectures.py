@@ -99,7 +99,7 @@ PRESETS = presets(
     # networks, 3 seeds, per-model budgets from measured peaks at 128² (Lena, seed 0; results/denoise.md):
     # the DIP peaks at iteration 598 (kodim01: 734; budget 1200). The ReLUNet, full-batch (the paper: 50 000 mini-batch steps
     # of 2048 pixels), was still rising at 4000 steps in fp32 (28.09 dB at 3681), which would cost ~3 h per
-    # image for 3 seeds; under bf16 autocast a step costs 0.27x the fp32 one here and it peaks at 5087 on Lena
+    # image for 3 seeds; under bf16 autocast a step costs 0.30x the fp32 one here and it peaks at 5087 on Lena
     # (27.96 dB), at 6216 on kodim01 (128×192): budget 7000 in bf16. Every frame stored: with the DIP's input perturbation, and with the ReLUNet's
     # Adam spikes in bf16, every 2nd frame already moved the best PSNR by 0.10-0.12 dB (results/precision.md,
     # "Frame stride"; results/denoise.md).

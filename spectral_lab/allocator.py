@@ -4,8 +4,8 @@ glibc's ``malloc`` serves a request above its mmap threshold (at most 32 MiB) wi
 ``mmap`` and returns it with ``munmap`` when freed. A fit allocates the same large buffers at
 every step (the ReLUNet's activations at 128², ``(R, 16384, 256)`` float32 = 50 MB for
 R = 3; Linear-2048's gradients, 1.8 GB), so every step maps them again and the kernel zeroes
-every page on first touch: measured here, 0.72 s of a 2.19 s ReLUNet step (R = 3, 128²) and
-1.45 s of a 2.46 s Linear-2048 step were page faults (benchmarks/README.md, "Allocator").
+every page on first touch. Keeping them made a ReLUNet step (R = 3, 128²) 0.71× as long and a
+Linear-2048 step (R = 3, 64²) 0.58–0.73× (`python benchmarks/run.py --only allocator`).
 `reuse_freed_memory` tells glibc to serve every request from its heap (``M_MMAP_MAX`` = 0)
 and to keep freed memory (``M_TRIM_THRESHOLD`` 1 GiB), so the buffers of step n are those of
 step n+1. The process then keeps its peak memory until it exits, which a fit does anyway, and
